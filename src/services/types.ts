@@ -1,0 +1,87 @@
+/**
+ * What a service is and what it sees. A service is a function number, a dotted name, TypeBox
+ * schemas and an async handler that receives a context — never Elysia, a Request or a socket,
+ * so it runs the same whether its call arrived locally or through the hop.
+ */
+import type { Static, TSchema } from "@sinclair/typebox";
+import type { RecordStore } from "../stores/record-store.ts";
+
+/** Structured logger; every line carries the worker index and, in a call, the request id. */
+export interface Logger {
+  debug(msg: string, fields?: Record<string, unknown>): void;
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+  child(fields: Record<string, unknown>): Logger;
+}
+
+export interface UpstreamRequest {
+  /** Query parameters appended to the URL. */
+  query?: Record<string, string>;
+  /** Aborts the upstream call (the context's signal is always combined in). */
+  signal?: AbortSignal;
+  /** Per-call timeout in ms (default: the call's remaining deadline). */
+  timeoutMs?: number;
+  /** Label for metrics (default: the URL's host). */
+  name?: string;
+}
+
+/** The HTTP client services use: pooled keep-alive, deadline-bound, errors mapped to 502/504. */
+export interface UpstreamClient {
+  /** GET a JSON document. Idempotent, so it is the only verb ever retried (never automatically). */
+  getJson(url: string, req?: UpstreamRequest): Promise<unknown>;
+  /** POST JSON and read JSON back; never retried. */
+  postJson(url: string, body: unknown, req?: UpstreamRequest): Promise<unknown>;
+}
+
+/** Settings a service may read (non-secret part of the config). */
+export interface ServiceSettings {
+  upstreamA: string | undefined;
+  upstreamB: string | undefined;
+}
+
+export interface ServiceContext<I = unknown, S = unknown> {
+  /** The validated input (`data`). */
+  readonly input: I;
+  /** The caller's user id, or null for a call without a user (stateless functions only). */
+  readonly user: string | null;
+  readonly requestId: string;
+  /** Index of the worker running the handler. */
+  readonly worker: number;
+  readonly log: Logger;
+  /** Aborted when the call's deadline (QDP_TIMEOUT_MS) passes or the worker shuts down hard. */
+  readonly signal: AbortSignal;
+  readonly records: RecordStore;
+  readonly upstream: UpstreamClient;
+  readonly settings: ServiceSettings;
+  /**
+   * The user's session in the owner's memory (stateful services only; `undefined` otherwise).
+   * Mutate it in place. It must stay JSON-serialisable: a rolling reload hands it to the
+   * replacement worker as JSON.
+   */
+  readonly session: S;
+}
+
+export interface ServiceDefinition<In extends TSchema = TSchema, Out extends TSchema = TSchema, S = any> {
+  /** Function number UAP calls (positive integer, unique, never reused). */
+  readonly funcNo: number;
+  /** Dotted name, e.g. `demo.echo` (unique). */
+  readonly name: string;
+  readonly description: string;
+  readonly input: In;
+  readonly output: Out;
+  /** Stateful functions need a user and get `ctx.session`. */
+  readonly stateful: boolean;
+  /** Example input for Swagger. */
+  readonly example?: Static<In>;
+  /** Fresh session for a user's first stateful call. */
+  readonly initSession?: () => S;
+  readonly handler: (ctx: ServiceContext<Static<In>, S>) => Promise<Static<Out>> | Static<Out>;
+}
+
+/** Identity helper that keeps the handler's types tied to the schemas. */
+export function defineService<In extends TSchema, Out extends TSchema, S = Record<string, unknown>>(
+  def: ServiceDefinition<In, Out, S>,
+): ServiceDefinition<In, Out, S> {
+  return def;
+}
