@@ -85,3 +85,7 @@ export function defineService<In extends TSchema, Out extends TSchema, S = Recor
 ): ServiceDefinition<In, Out, S> {
   return def;
 }
+
+/** A service of any schema, as the registry holds it. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyService = ServiceDefinition<any, any, any>;

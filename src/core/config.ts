@@ -1,0 +1,233 @@
+/**
+ * The configuration: one typed place, every option documented (CONTRACT.md §1–§5). Values come
+ * from `QDP_*` environment variables, optionally from a JSON file named by `QDP_CONFIG` (keys are
+ * the same variable names; the environment wins). Validation names the variable and the accepted
+ * form, so a bad value stops start-up with a sentence instead of a stack trace.
+ * Pure TypeScript: the caller passes the environment, the CPU count and the file's text.
+ */
+
+export interface Config {
+  /** `QDP_HOST`: public bind address. Default `127.0.0.1`. */
+  host: string;
+  /** `QDP_PORT`: public port shared by all workers (SO_REUSEPORT). Default 8080; 0 = pick one (tests). */
+  port: number;
+  /** `QDP_WORKERS`: worker processes. Default: number of CPUs. */
+  workers: number;
+  /** `QDP_GRACE_MS`: how long a stop or a reload lets in-flight work finish. Default 10000. */
+  graceMs: number;
+  /** `QDP_OWNER_WAIT_MS`: how long a call waits for its owner worker to be up. Default 3000. */
+  ownerWaitMs: number;
+  /** `QDP_MAX_BODY`: largest request body in bytes (suffixes k, m accepted: `1m`). Default 1 MiB. */
+  maxBody: number;
+  /** `QDP_TIMEOUT_MS`: deadline of one call; past it 504 and the handler's signal aborts. Default 30000. */
+  timeoutMs: number;
+  /** `QDP_MAX_INFLIGHT`: calls in flight per worker before 503 OVERLOADED. Default 20000. */
+  maxInflight: number;
+  /** `QDP_BACKLOG`: listen backlog of the public socket (the kernel caps it at net.core.somaxconn). Default 4096. */
+  backlog: number;
+  /** `QDP_STATS_PORT`: loopback port of the supervisor's /stats and /metrics. Default 9191; 0 = pick one. */
+  statsPort: number;
+  /** `QDP_RUNTIME_DIR`: directory of the hop sockets and the supervisor's pid/state file (mode 0700). */
+  runtimeDir: string;
+  /** `QDP_DATA_DIR`: directory of the embedded record store. Default `./data`. */
+  dataDir: string;
+  /** `QDP_UAP_KEYS`: `keyId:secret,keyId2:secret2`. Empty = open development mode (loopback only). */
+  uapKeys: string;
+  /** `QDP_UAP_KEYS_FILE`: file of `keyId:secret` lines, re-read on SIGHUP. */
+  uapKeysFile: string | undefined;
+  /** `QDP_ALLOW_CIDRS`: comma-separated CIDRs allowed to call; others get 403. Empty = any. */
+  allowCidrs: string;
+  /** `QDP_INSECURE`: `1` allows a non-loopback `QDP_HOST` without keys. Default off. */
+  insecure: boolean;
+  /** `QDP_UPSTREAM_A` / `QDP_UPSTREAM_B`: upstream URLs used by demo.quote. */
+  upstreamA: string | undefined;
+  upstreamB: string | undefined;
+  /** `QDP_UPSTREAM_TIMEOUT_MS`: per upstream call cap (the call's deadline still applies). Default 10000. */
+  upstreamTimeoutMs: number;
+  /** `QDP_MONGO_URL`: MongoDB URL for records; unset = embedded SQLite store. */
+  mongoUrl: string | undefined;
+  /** `QDP_MONGO_POOL`: MongoDB connection pool size per worker. Default 20. */
+  mongoPool: number;
+  /** `QDP_MONGO_W`: write concern (`majority`, `1`, `0`, ...). Default `majority`. */
+  mongoWriteConcern: string;
+  /** `QDP_SESSION_MAX`: user sessions kept per worker; least recently used evicted. Default 100000. */
+  sessionMax: number;
+  /** `QDP_SESSION_TTL_S`: idle seconds before a session expires. Default 1800. */
+  sessionTtlS: number;
+  /** `QDP_DIRECT_PORT_BASE`: if set, worker i also listens on base+i (zero-hop front routing). */
+  directPortBase: number | undefined;
+  /** `QDP_HOP_MAX_PENDING`: calls in flight to one peer before 503 OVERLOADED. Default 20000. */
+  hopMaxPending: number;
+  /** `QDP_NONCE_MAX`: remembered nonces per worker (replay protection); past it 503. Default 2000000. */
+  nonceMax: number;
+  /** `QDP_DEMO_SERVICES`: `0` disables the reference services 1000–1002. Default on. */
+  demoServices: boolean;
+  /** `QDP_LOG_LEVEL`: `debug`, `info`, `warn`, `error`. Default `info`. */
+  logLevel: LogLevel;
+  /** `QDP_TUNE_SYSCTL`: `1` lets the supervisor turn on net.ipv4.tcp_migrate_req when it may. Default 1. */
+  tuneSysctl: boolean;
+}
+
+export type LogLevel = "debug" | "info" | "warn" | "error";
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  - ${problems.join("\n  - ")}`);
+    this.name = "ConfigError";
+  }
+}
+
+type Source = Record<string, string | undefined>;
+
+interface Reader {
+  str(name: string, fallback: string): string;
+  optStr(name: string): string | undefined;
+  int(name: string, fallback: number, min: number, max: number): number;
+  bytes(name: string, fallback: number): number;
+  bool(name: string, fallback: boolean): boolean;
+  problems: string[];
+}
+
+function reader(src: Source): Reader {
+  const problems: string[] = [];
+  const raw = (name: string) => {
+    const v = src[name];
+    return v === undefined || v.trim() === "" ? undefined : v.trim();
+  };
+  return {
+    problems,
+    str: (name, fallback) => raw(name) ?? fallback,
+    optStr: (name) => raw(name),
+    int(name, fallback, min, max) {
+      const v = raw(name);
+      if (v === undefined) return fallback;
+      if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) {
+        problems.push(`${name}=${JSON.stringify(v)}: expected a whole number from ${min} to ${max}`);
+        return fallback;
+      }
+      return Number(v);
+    },
+    bytes(name, fallback) {
+      const v = raw(name);
+      if (v === undefined) return fallback;
+      const m = /^(\d+)\s*([kmg]?)i?b?$/i.exec(v);
+      const n = m ? Number(m[1]) * { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2]!.toLowerCase() as "" | "k" | "m" | "g"] : NaN;
+      if (!m || !(n >= 1) || n > 1024 ** 3) {
+        problems.push(`${name}=${JSON.stringify(v)}: expected a size in bytes from 1 to 1g, like 1048576, 512k or 1m`);
+        return fallback;
+      }
+      return n;
+    },
+    bool(name, fallback) {
+      const v = raw(name);
+      if (v === undefined) return fallback;
+      if (/^(1|true|yes|on)$/i.test(v)) return true;
+      if (/^(0|false|no|off)$/i.test(v)) return false;
+      problems.push(`${name}=${JSON.stringify(v)}: expected 1 or 0 (true/false)`);
+      return fallback;
+    },
+  };
+}
+
+function checkUrl(r: Reader, name: string, value: string | undefined, protocols: string[]): void {
+  if (value === undefined) return;
+  let ok = false;
+  try {
+    ok = protocols.includes(new URL(value).protocol);
+  } catch {}
+  if (!ok) r.problems.push(`${name}: expected a ${protocols.join(" or ")} URL, got ${JSON.stringify(redactUrl(value))}`);
+}
+
+/** A URL with its password replaced, for messages and logs. */
+export function redactUrl(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*:)[^@]*@/i, "$1***@");
+}
+
+/**
+ * Parses the whole configuration.
+ * @param env the process environment
+ * @param cpus CPU count, the default of QDP_WORKERS
+ * @param fileText text of the QDP_CONFIG file, when there is one
+ * @throws ConfigError listing every bad value
+ */
+export function loadConfig(env: Source, cpus: number, fileText?: string): Config {
+  let src: Source = env;
+  if (fileText !== undefined) {
+    let file: unknown;
+    try {
+      file = JSON.parse(fileText);
+    } catch (err) {
+      throw new ConfigError([`QDP_CONFIG: the file is not valid JSON (${(err as Error).message})`]);
+    }
+    if (typeof file !== "object" || file === null || Array.isArray(file)) {
+      throw new ConfigError([`QDP_CONFIG: expected a JSON object of QDP_* keys`]);
+    }
+    const merged: Source = {};
+    for (const [k, v] of Object.entries(file)) {
+      if (!k.startsWith("QDP_")) throw new ConfigError([`QDP_CONFIG: unknown key ${JSON.stringify(k)} (keys are QDP_* variable names)`]);
+      merged[k] = typeof v === "string" ? v : JSON.stringify(v);
+    }
+    src = { ...merged, ...Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== "")) };
+  }
+  const r = reader(src);
+  const port = r.int("QDP_PORT", 8080, 0, 65535);
+  const config: Config = {
+    host: r.str("QDP_HOST", "127.0.0.1"),
+    port,
+    workers: r.int("QDP_WORKERS", Math.max(1, cpus), 1, 256),
+    graceMs: r.int("QDP_GRACE_MS", 10_000, 0, 3_600_000),
+    ownerWaitMs: r.int("QDP_OWNER_WAIT_MS", 3_000, 0, 600_000),
+    maxBody: r.bytes("QDP_MAX_BODY", 1024 * 1024),
+    timeoutMs: r.int("QDP_TIMEOUT_MS", 30_000, 1, 3_600_000),
+    maxInflight: r.int("QDP_MAX_INFLIGHT", 20_000, 1, 10_000_000),
+    backlog: r.int("QDP_BACKLOG", 4096, 1, 1_000_000),
+    statsPort: r.int("QDP_STATS_PORT", 9191, 0, 65535),
+    runtimeDir: r.str("QDP_RUNTIME_DIR", `${env.TMPDIR || "/tmp"}/qdp-${port}`),
+    dataDir: r.str("QDP_DATA_DIR", "./data"),
+    uapKeys: r.str("QDP_UAP_KEYS", ""),
+    uapKeysFile: r.optStr("QDP_UAP_KEYS_FILE"),
+    allowCidrs: r.str("QDP_ALLOW_CIDRS", ""),
+    insecure: r.bool("QDP_INSECURE", false),
+    upstreamA: r.optStr("QDP_UPSTREAM_A"),
+    upstreamB: r.optStr("QDP_UPSTREAM_B"),
+    upstreamTimeoutMs: r.int("QDP_UPSTREAM_TIMEOUT_MS", 10_000, 1, 3_600_000),
+    mongoUrl: r.optStr("QDP_MONGO_URL"),
+    mongoPool: r.int("QDP_MONGO_POOL", 20, 1, 10_000),
+    mongoWriteConcern: r.str("QDP_MONGO_W", "majority"),
+    sessionMax: r.int("QDP_SESSION_MAX", 100_000, 1, 100_000_000),
+    sessionTtlS: r.int("QDP_SESSION_TTL_S", 1800, 1, 365 * 86400),
+    directPortBase: r.optStr("QDP_DIRECT_PORT_BASE") === undefined ? undefined : r.int("QDP_DIRECT_PORT_BASE", 0, 1, 65535),
+    hopMaxPending: r.int("QDP_HOP_MAX_PENDING", 20_000, 1, 10_000_000),
+    nonceMax: r.int("QDP_NONCE_MAX", 2_000_000, 1, 100_000_000),
+    demoServices: r.bool("QDP_DEMO_SERVICES", true),
+    logLevel: "info",
+    tuneSysctl: r.bool("QDP_TUNE_SYSCTL", true),
+  };
+  const level = r.str("QDP_LOG_LEVEL", "info");
+  if (level === "debug" || level === "info" || level === "warn" || level === "error") config.logLevel = level;
+  else r.problems.push(`QDP_LOG_LEVEL=${JSON.stringify(level)}: expected debug, info, warn or error`);
+  if (!/^[A-Za-z0-9.:_-]+$/.test(config.host) && config.host !== "::") {
+    r.problems.push(`QDP_HOST=${JSON.stringify(config.host)}: expected an IP address or host name`);
+  }
+  if (config.directPortBase !== undefined && config.directPortBase + config.workers - 1 > 65535) {
+    r.problems.push(`QDP_DIRECT_PORT_BASE=${config.directPortBase}: base + QDP_WORKERS - 1 must be at most 65535`);
+  }
+  if (!/^(majority|\d+)$/.test(config.mongoWriteConcern)) {
+    r.problems.push(`QDP_MONGO_W=${JSON.stringify(config.mongoWriteConcern)}: expected majority or a whole number`);
+  }
+  checkUrl(r, "QDP_UPSTREAM_A", config.upstreamA, ["http:", "https:"]);
+  checkUrl(r, "QDP_UPSTREAM_B", config.upstreamB, ["http:", "https:"]);
+  checkUrl(r, "QDP_MONGO_URL", config.mongoUrl, ["mongodb:", "mongodb+srv:"]);
+  if (r.problems.length > 0) throw new ConfigError(r.problems);
+  return config;
+}
+
+/** Every variable the server reads, for the README test that keeps the docs complete. */
+export const CONFIG_VARIABLES = [
+  "QDP_CONFIG", "QDP_HOST", "QDP_PORT", "QDP_WORKERS", "QDP_GRACE_MS", "QDP_OWNER_WAIT_MS", "QDP_MAX_BODY",
+  "QDP_TIMEOUT_MS", "QDP_MAX_INFLIGHT", "QDP_BACKLOG", "QDP_STATS_PORT", "QDP_RUNTIME_DIR", "QDP_DATA_DIR",
+  "QDP_UAP_KEYS", "QDP_UAP_KEYS_FILE", "QDP_ALLOW_CIDRS", "QDP_INSECURE", "QDP_UPSTREAM_A", "QDP_UPSTREAM_B",
+  "QDP_UPSTREAM_TIMEOUT_MS", "QDP_MONGO_URL", "QDP_MONGO_POOL", "QDP_MONGO_W", "QDP_SESSION_MAX",
+  "QDP_SESSION_TTL_S", "QDP_DIRECT_PORT_BASE", "QDP_HOP_MAX_PENDING", "QDP_NONCE_MAX", "QDP_DEMO_SERVICES",
+  "QDP_LOG_LEVEL", "QDP_TUNE_SYSCTL",
+] as const;

@@ -1,0 +1,151 @@
+/**
+ * The hop's wire format: length-prefixed frames multiplexed over one stream per peer pair.
+ *
+ *   u32 length of the rest (big-endian) | u8 type | u32 call id | payload bytes
+ *
+ * Calls carry a small JSON head and the already-validated input as the exact JSON bytes the
+ * edge received (no re-serialisation); results carry the handler's output as JSON text, which
+ * the edge splices into the HTTP body without parsing it. The cost of a hop is JavaScript
+ * object work, not syscalls (see HOP-NOTES.md), so the codec avoids objects where it can.
+ * Pure TypeScript.
+ */
+
+export const FrameType = {
+  /** Peer authentication: payload JSON {index, gen, nonce, mac}. */
+  HELLO: 1,
+  /** A call: payload = JSON head + "\n" + input JSON. */
+  CALL: 2,
+  /** A successful result: payload = output JSON text. */
+  RESULT: 3,
+  /** A failed call: payload JSON {code, message, details?, retryAfter?}. */
+  ERROR: 4,
+  /** The receiver is not (or no longer) the owner; the call did not run. Payload: JSON {index}. */
+  MOVED: 5,
+  /** Replay check for a call without a user: payload JSON [nonce, timestamp]; answered RESULT "fresh"/"replay"/"full". */
+  NONCE: 6,
+  /** Sessions (and nonces) handed to the replacement during a rolling reload. Payload JSON. */
+  HANDOFF: 7,
+  /** Acknowledges a HANDOFF batch. */
+  HANDOFF_ACK: 8,
+} as const;
+
+export type FrameTypeId = (typeof FrameType)[keyof typeof FrameType];
+
+export const HEADER_BYTES = 9;
+/** Largest frame accepted (a safety cap, well above QDP_MAX_BODY's ceiling). */
+export const MAX_FRAME_BYTES = 1024 * 1024 * 1024;
+
+const encoder = new TextEncoder();
+
+/**
+ * Appends frames to one growing buffer, so a tick's frames leave in one `write`.
+ * `take()` hands out the bytes and starts over.
+ */
+export class FrameWriter {
+  private buf = new Uint8Array(64 * 1024);
+  private view = new DataView(this.buf.buffer);
+  private len = 0;
+
+  get size(): number {
+    return this.len;
+  }
+
+  private reserve(extra: number): void {
+    const need = this.len + extra;
+    if (need <= this.buf.length) return;
+    let cap = this.buf.length * 2;
+    while (cap < need) cap *= 2;
+    const next = new Uint8Array(cap);
+    next.set(this.buf.subarray(0, this.len));
+    this.buf = next;
+    this.view = new DataView(next.buffer);
+  }
+
+  /** Appends a frame whose payload is text (UTF-8 encoded in place) and optional trailing bytes. */
+  push(type: FrameTypeId, id: number, text: string, tail?: Uint8Array): void {
+    const tailLen = tail ? tail.length : 0;
+    this.reserve(HEADER_BYTES + text.length * 3 + tailLen);
+    const start = this.len;
+    let pos = start + HEADER_BYTES;
+    if (text.length > 0) pos += encoder.encodeInto(text, this.buf.subarray(pos)).written;
+    if (tail) {
+      this.buf.set(tail, pos);
+      pos += tailLen;
+    }
+    this.view.setUint32(start, pos - start - 4);
+    this.buf[start + 4] = type;
+    this.view.setUint32(start + 5, id);
+    this.len = pos;
+  }
+
+  /** The pending bytes (a copy-free view valid until the next push) and reset. */
+  take(): Uint8Array {
+    const out = this.buf.subarray(0, this.len);
+    // Hand the old buffer away and start a fresh one, so `out` stays valid while the socket holds it.
+    this.buf = new Uint8Array(Math.max(64 * 1024, Math.min(this.buf.length, 4 * 1024 * 1024)));
+    this.view = new DataView(this.buf.buffer);
+    this.len = 0;
+    return out;
+  }
+}
+
+export type FrameHandler = (type: number, id: number, payload: Uint8Array) => void;
+
+/** Reassembles frames from stream chunks of any size. */
+export class FrameReader {
+  private pending: Uint8Array | null = null;
+
+  constructor(private readonly onFrame: FrameHandler, private readonly maxFrame = MAX_FRAME_BYTES) {}
+
+  /** Feeds a chunk; calls `onFrame` for every complete frame. Throws on a malformed stream. */
+  feed(chunk: Uint8Array): void {
+    let data = chunk;
+    if (this.pending) {
+      const joined = new Uint8Array(this.pending.length + chunk.length);
+      joined.set(this.pending);
+      joined.set(chunk, this.pending.length);
+      data = joined;
+      this.pending = null;
+    }
+    const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+    let pos = 0;
+    while (data.length - pos >= 4) {
+      const len = view.getUint32(pos);
+      if (len < HEADER_BYTES - 4 || len > this.maxFrame) throw new Error(`bad frame length ${len}`);
+      if (data.length - pos - 4 < len) break;
+      const type = data[pos + 4]!;
+      const id = view.getUint32(pos + 5);
+      this.onFrame(type, id, data.subarray(pos + HEADER_BYTES, pos + 4 + len));
+      pos += 4 + len;
+    }
+    // Copy the tail: Bun may reuse the chunk's memory after the data callback returns.
+    if (pos < data.length) this.pending = data.slice(pos);
+  }
+}
+
+const decoder = new TextDecoder();
+
+export function decodeText(bytes: Uint8Array): string {
+  return decoder.decode(bytes);
+}
+
+/** Head of a CALL frame. */
+export interface CallHead {
+  /** Function number. */
+  f: number;
+  /** User id or null. */
+  u: string | null;
+  /** Request id. */
+  r: string;
+  /** Milliseconds left until the call's deadline when it was sent. */
+  t: number;
+  /** Replay check to run at the owner before the call: [nonce, timestamp], when signing is on. */
+  n?: [string, number];
+}
+
+/** Splits a CALL payload into its head and the raw input JSON bytes. */
+export function splitCall(payload: Uint8Array): { head: CallHead; input: Uint8Array } {
+  const nl = payload.indexOf(10);
+  if (nl < 0) throw new Error("call frame without head separator");
+  return { head: JSON.parse(decoder.decode(payload.subarray(0, nl))) as CallHead, input: payload.subarray(nl + 1) };
+}

@@ -1,0 +1,91 @@
+/**
+ * User ownership (CONTRACT.md §2): which worker runs a user's calls.
+ * `owner(user) = ((crc32(utf8(user)) >>> 16) & 0x7fff) % N` — exactly the peer nginx's
+ * non-consistent `hash $http_x_qdp_user;` picks among N equal servers, so a front nginx can
+ * route straight to owners. Pure TypeScript.
+ */
+import { QdpError } from "./errors.ts";
+
+const TABLE = (() => {
+  const t = new Int32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[n] = c;
+  }
+  return t;
+})();
+
+/** CRC-32 (IEEE 802.3, zlib's) of bytes, as an unsigned 32-bit number. */
+export function crc32(bytes: Uint8Array): number {
+  let c = -1;
+  for (let i = 0; i < bytes.length; i++) c = TABLE[(c ^ bytes[i]!) & 0xff]! ^ (c >>> 8);
+  return (c ^ -1) >>> 0;
+}
+
+/** The owner index of a user given as UTF-8 bytes. */
+export function ownerOfBytes(bytes: Uint8Array, workers: number): number {
+  return ((crc32(bytes) >>> 16) & 0x7fff) % workers;
+}
+
+const encoder = new TextEncoder();
+const strictDecoder = new TextDecoder("utf-8", { fatal: true });
+
+/** The owner index of a user id string (hashed as its UTF-8 bytes). */
+export function ownerOf(user: string, workers: number): number {
+  return ownerOfBytes(encoder.encode(user), workers);
+}
+
+export const USER_MAX_BYTES = 128;
+
+// C0 controls, DEL and C1 controls.
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+
+/**
+ * Validates a user id given as a string (the envelope's `userId`): 1..128 bytes of UTF-8, no
+ * control characters. Returns it unchanged or throws BAD_USER.
+ */
+export function checkUser(user: unknown): string {
+  if (typeof user !== "string" || user.length === 0) throw badUser("must be a non-empty string");
+  if (user.isWellFormed && !user.isWellFormed()) throw badUser("is not valid Unicode");
+  if (CONTROL.test(user)) throw badUser("contains control characters");
+  // Fast path: ASCII-only strings are as many bytes as characters.
+  const bytes = user.length <= USER_MAX_BYTES / 3 ? user.length : encoder.encode(user).length;
+  if (bytes > USER_MAX_BYTES) throw badUser(`is ${bytes} bytes of UTF-8; at most ${USER_MAX_BYTES} allowed`);
+  return user;
+}
+
+/**
+ * A user id from an HTTP header. Header values reach JavaScript as Latin-1 text: each byte is
+ * one char (U+0000..U+00FF). We rebuild the raw bytes and decode them as strict UTF-8, so a
+ * user sent as UTF-8 in the header and the same user in a JSON envelope are one user and hash
+ * to the same owner.
+ */
+export function userFromHeader(value: string): string {
+  let ascii = true;
+  for (let i = 0; i < value.length; i++) {
+    if (value.charCodeAt(i) > 0x7f) {
+      ascii = false;
+      break;
+    }
+  }
+  if (ascii) return checkUser(value);
+  const bytes = new Uint8Array(value.length);
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    // A char above U+00FF means the runtime already decoded the header as UTF-8.
+    if (c > 0xff) return checkUser(value);
+    bytes[i] = c;
+  }
+  let text: string;
+  try {
+    text = strictDecoder.decode(bytes);
+  } catch {
+    throw badUser("is not valid UTF-8");
+  }
+  return checkUser(text);
+}
+
+function badUser(why: string): QdpError {
+  return new QdpError("BAD_USER", `user id ${why}`);
+}

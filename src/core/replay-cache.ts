@@ -1,0 +1,169 @@
+/**
+ * Remembers accepted (user, nonce) pairs so a captured signed call cannot be sent twice
+ * (CONTRACT.md §4: "a nonce already accepted for the same user within that window").
+ *
+ * Why a nonce is only remembered for the window: `verifyRequest` (signing.ts) refuses any call whose
+ * timestamp is more than ±300 s from server time, and the timestamp is signed, so it cannot be
+ * refreshed without the secret. Once a nonce's timestamp has left the window, every replay of it
+ * is already rejected as stale; remembering it longer would only cost memory.
+ *
+ * Memory stays bounded under a flood of distinct nonces in two ways:
+ * - entries live in time buckets keyed by their *timestamp* (10 s each by default); when a
+ *   bucket's newest possible timestamp leaves the window the whole bucket is dropped at once —
+ *   O(1) per bucket, no per-entry timers or scans. Only timestamps inside the window are ever
+ *   stored, so at most 2·window/bucket + 2 buckets exist (62 by default);
+ * - a hard cap `maxEntries`: past it a new nonce gets "full", and the caller answers
+ *   503 OVERLOADED. Accepting without remembering would open a replay hole; evicting early would
+ *   too — refusing is the only answer that keeps the guarantee.
+ *
+ * Pure TypeScript; one instance per process (the owner of a user holds that user's nonces).
+ */
+
+/** The cache's answer for one call. */
+export type ReplayVerdict = "fresh" | "replay" | "full";
+
+/** One remembered pair, as handed from a worker to its replacement during a rolling reload. */
+export interface ReplayEntry {
+  /** The user the nonce was accepted for; `null` for a call without a user. */
+  user: string | null;
+  nonce: string;
+  /** The call's signed timestamp (unix seconds), which decides when the entry may be forgotten. */
+  timestampSec: number;
+}
+
+export interface ReplayCacheOptions {
+  /** The signature window in seconds (± around now); default 300, as in signing.ts. */
+  windowSec?: number;
+  /** Hard cap on remembered pairs; past it new nonces are answered "full". */
+  maxEntries: number;
+  /** Width of a time bucket in seconds; default 10. Smaller frees memory sooner, costs more buckets. */
+  bucketSec?: number;
+}
+
+export interface ReplayCache {
+  /**
+   * Answers whether the pair is new, and remembers it if so. Call it only after the signature
+   * verified, so forged calls cannot fill the cache.
+   *
+   * @param user the call's user id, or `null` for a call without a user (those are replay
+   *   protected too, under the empty user).
+   * @param timestampSec the call's signed timestamp. A timestamp outside ±window of `nowSec`
+   *   cannot be vouched for and is answered "replay" (signing.ts rejects those before this).
+   * @param nowSec the server's current time in unix seconds.
+   * @returns "fresh" (remembered now), "replay" (already accepted within the window) or "full"
+   *   (new, but the cache is at `maxEntries`; refuse with 503 OVERLOADED).
+   */
+  checkAndRemember(user: string | null, nonce: string, timestampSec: number, nowSec: number): ReplayVerdict;
+  /** The pairs still inside the window at `nowSec` (all remembered pairs when omitted). */
+  export(nowSec?: number): ReplayEntry[];
+  /**
+   * Adds pairs exported by another cache (the worker being replaced). Pairs outside the window,
+   * already present, or past `maxEntries` are skipped.
+   * @returns how many pairs were added.
+   */
+  import(entries: Iterable<ReplayEntry>, nowSec: number): number;
+  /** How many pairs are remembered now. */
+  readonly size: number;
+}
+
+/** Builds a replay cache. See the module comment for the memory bound. */
+export function createReplayCache(options: ReplayCacheOptions): ReplayCache {
+  const windowSec = options.windowSec ?? 300;
+  const bucketSec = options.bucketSec ?? 10;
+  const maxEntries = options.maxEntries;
+  if (!(Number.isInteger(maxEntries) && maxEntries > 0)) throw new RangeError("maxEntries must be a positive integer");
+  if (!(Number.isInteger(bucketSec) && bucketSec > 0)) throw new RangeError("bucketSec must be a positive integer");
+  if (!(Number.isFinite(windowSec) && windowSec >= 0)) throw new RangeError("windowSec must be a non-negative number");
+
+  /** bucket index (floor(timestamp / bucketSec)) → key → timestamp. */
+  const buckets = new Map<number, Map<string, number>>();
+  let size = 0;
+  let lastSweepSec = Number.NaN;
+
+  /** Drops every bucket whose newest possible timestamp is already older than the window. */
+  const sweep = (nowSec: number): void => {
+    // Once per distinct second is enough: a bucket can only expire when `now` advances.
+    if (nowSec === lastSweepSec) return;
+    lastSweepSec = nowSec;
+    const oldestLive = nowSec - windowSec;
+    for (const [index, bucket] of buckets) {
+      if ((index + 1) * bucketSec - 1 < oldestLive) {
+        buckets.delete(index);
+        size -= bucket.size;
+      }
+    }
+  };
+
+  const inWindow = (timestampSec: number, nowSec: number): boolean =>
+    Number.isFinite(timestampSec) && Math.abs(timestampSec - nowSec) <= windowSec;
+
+  const has = (key: string): boolean => {
+    // A nonce reused under another timestamp is still a replay, so every live bucket is asked;
+    // there are at most ~62 and the lookups share the key's cached hash.
+    for (const bucket of buckets.values()) if (bucket.has(key)) return true;
+    return false;
+  };
+
+  const remember = (key: string, timestampSec: number): void => {
+    const index = Math.floor(timestampSec / bucketSec);
+    let bucket = buckets.get(index);
+    if (bucket === undefined) {
+      bucket = new Map();
+      buckets.set(index, bucket);
+    }
+    bucket.set(key, timestampSec);
+    size++;
+  };
+
+  return {
+    checkAndRemember(user, nonce, timestampSec, nowSec) {
+      sweep(nowSec);
+      if (!inWindow(timestampSec, nowSec)) return "replay";
+      const key = keyOf(user, nonce);
+      if (has(key)) return "replay";
+      if (size >= maxEntries) return "full";
+      remember(key, timestampSec);
+      return "fresh";
+    },
+
+    export(nowSec) {
+      const out: ReplayEntry[] = [];
+      for (const bucket of buckets.values()) {
+        for (const [key, timestampSec] of bucket) {
+          if (nowSec !== undefined && !inWindow(timestampSec, nowSec)) continue;
+          const cut = key.lastIndexOf("\u0000");
+          const user = key.slice(0, cut);
+          out.push({ user: user === "" ? null : user, nonce: key.slice(cut + 1), timestampSec });
+        }
+      }
+      return out;
+    },
+
+    import(entries, nowSec) {
+      sweep(nowSec);
+      let added = 0;
+      for (const e of entries) {
+        if (size >= maxEntries) break;
+        if (!inWindow(e.timestampSec, nowSec)) continue;
+        const key = keyOf(e.user, e.nonce);
+        if (has(key)) continue;
+        remember(key, e.timestampSec);
+        added++;
+      }
+      return added;
+    },
+
+    get size() {
+      return size;
+    },
+  };
+}
+
+/**
+ * user + NUL + nonce. NUL cannot occur in a nonce ([A-Za-z0-9_-]) nor in a valid user id (no
+ * control characters), so distinct pairs never collide; no user is the empty string, which is
+ * not a valid user id either.
+ */
+function keyOf(user: string | null, nonce: string): string {
+  return `${user ?? ""}\u0000${nonce}`;
+}

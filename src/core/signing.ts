@@ -1,0 +1,238 @@
+/**
+ * The UAP request signature, scheme `v1` (CONTRACT.md §4; published for implementers in
+ * docs/signing.md with test vectors).
+ *
+ * The string to sign S is these lines joined by "\n" (no trailing newline):
+ *
+ * ```text
+ * v1
+ * <METHOD>
+ * <target: path plus ?query exactly as sent>
+ * <X-QDP-Timestamp as sent: unix seconds>
+ * <X-QDP-Nonce>
+ * <X-QDP-User value, empty string if the header is absent>
+ * <lowercase hex SHA-256 of the raw body bytes>
+ * ```
+ *
+ * and `X-QDP-Signature: v1=<lowercase hex HMAC-SHA256(secret, UTF-8 bytes of S)>`.
+ *
+ * This module only proves that a call was signed by a key holder within the clock window. The
+ * replay check (has this nonce been accepted before?) is the caller's next step, with
+ * `replay-cache.ts`, and must come *after* this succeeds so forged traffic cannot fill the cache.
+ *
+ * Pure TypeScript plus node:crypto (and node:buffer), whose HMAC is synchronous and fast in Bun — unlike
+ * WebCrypto's, which would put an await on every request's hot path.
+ */
+import { Buffer } from "node:buffer";
+import { createHash, createHmac, timingSafeEqual } from "node:crypto";
+import { QdpError } from "./errors.ts";
+import type { KeyRing } from "./keys.ts";
+
+/** How far (in seconds, either direction) a timestamp may be from server time. Exactly 300 is accepted. */
+export const SIGNATURE_WINDOW_SEC = 300;
+
+/** The only scheme version this server accepts. */
+export const SIGNATURE_VERSION = "v1";
+
+/** The header names of the scheme, as UAP sends them (HTTP header names are case-insensitive). */
+export const SIGNING_HEADERS = {
+  keyId: "X-QDP-Key-Id",
+  timestamp: "X-QDP-Timestamp",
+  nonce: "X-QDP-Nonce",
+  signature: "X-QDP-Signature",
+  user: "X-QDP-User",
+} as const;
+
+/** Nonces: 16..64 URL-safe characters (22 chars of base64url = 128 random bits is typical). */
+export const NONCE_PATTERN = /^[A-Za-z0-9_-]{16,64}$/;
+
+/** Unix seconds as decimal digits. 1..15 digits keeps the number exact in a double. */
+const TIMESTAMP_PATTERN = /^[0-9]{1,15}$/;
+const SIGNATURE_PATTERN = /^v1=[0-9a-f]{64}$/;
+const VERSIONED_PATTERN = /^(v[0-9]+)=/;
+
+/** The inputs of the string to sign. */
+export interface SigningParts {
+  /** HTTP method; upper-cased into S. */
+  method: string;
+  /** Path plus `?query` exactly as sent on the request line, e.g. `/api/1000?x=%41`. */
+  target: string;
+  /** The X-QDP-Timestamp value as sent (unix seconds). */
+  timestamp: string | number;
+  /** The X-QDP-Nonce value. */
+  nonce: string;
+  /**
+   * The user id as text — the X-QDP-User header value, decoded from its UTF-8 bytes.
+   * `null`/`undefined`/absent header → empty line. A user given only in a `POST /qdp` envelope
+   * (`userId`) is *not* signed through this line: the header is absent, so the line is empty and
+   * the envelope is covered by the body hash instead.
+   */
+  user?: string | null | undefined;
+  /** Lowercase hex SHA-256 of the raw body bytes ({@link sha256Hex}); the empty body has one too. */
+  bodySha256Hex: string;
+}
+
+/**
+ * Builds S, the string to sign (see the module comment). The HMAC is taken over its UTF-8
+ * bytes, which equal the bytes on the wire when UAP sends the user header as UTF-8.
+ *
+ * @example
+ * stringToSign({ method: "POST", target: "/api/1000", timestamp: 1700000000,
+ *   nonce: "AAAAAAAAAAAAAAAAAAAAAA", user: "u1", bodySha256Hex: sha256Hex("{}") })
+ * // "v1\nPOST\n/api/1000\n1700000000\nAAAAAAAAAAAAAAAAAAAAAA\nu1\n44136fa3…"
+ */
+export function stringToSign(parts: SigningParts): string {
+  return [
+    SIGNATURE_VERSION,
+    parts.method.toUpperCase(),
+    parts.target,
+    String(parts.timestamp),
+    parts.nonce,
+    parts.user ?? "",
+    parts.bodySha256Hex,
+  ].join("\n");
+}
+
+/** Lowercase hex SHA-256 of bytes (a string is hashed as its UTF-8 bytes). */
+export function sha256Hex(bytes: Uint8Array | string): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}
+
+/**
+ * Signs the parts with a secret: returns the full `X-QDP-Signature` value, `v1=<64 hex>`.
+ * @param secret the key's secret (a string is used as its UTF-8 bytes, like the key ring does).
+ */
+export function sign(secret: Uint8Array | string, parts: SigningParts): string {
+  return `${SIGNATURE_VERSION}=${hmacHex(secret, stringToSign(parts))}`;
+}
+
+/** The signing headers as the edge read them; `null` when absent. */
+export interface SignatureHeaders {
+  keyId: string | null;
+  timestamp: string | null;
+  nonce: string | null;
+  signature: string | null;
+}
+
+/** One call to check. */
+export interface VerifyInput {
+  headers: SignatureHeaders;
+  /** The request method. */
+  method: string;
+  /** Path plus `?query` exactly as on the request line (not re-encoded, not normalised). */
+  target: string;
+  /**
+   * The X-QDP-User header value as sent, decoded from UTF-8 ({@link decodeHeaderUtf8}), or
+   * `null` when the header is absent — including when the user is named only in a `POST /qdp`
+   * envelope: the envelope is part of the body, which the signature covers by its hash.
+   */
+  user: string | null;
+  /** The raw body bytes (empty for no body). */
+  body: Uint8Array;
+}
+
+/** What a verified call proves: who signed it, and the nonce/timestamp for the replay check. */
+export interface VerifiedCall {
+  keyId: string;
+  nonce: string;
+  /** The X-QDP-Timestamp value, in unix seconds. */
+  timestamp: number;
+}
+
+/**
+ * Verifies a call's signature. Checks run cheapest first — presence, shape, key id, clock — and
+ * the body hash and HMAC last, so forged or stale traffic is turned away before any hashing.
+ * The HMAC is compared in constant time.
+ *
+ * Does not check replays: on success, the caller passes `nonce`/`timestamp` (with the user) to
+ * the replay cache.
+ *
+ * @param nowSec the server's current time in unix seconds.
+ * @throws QdpError UNAUTHENTICATED with a message naming the reason (missing or malformed header,
+ *   unknown signature version, unknown key id, timestamp outside ±{@link SIGNATURE_WINDOW_SEC} s,
+ *   bad signature). Messages never contain a secret or the expected signature.
+ */
+export function verifyRequest(input: VerifyInput, ring: KeyRing, nowSec: number): VerifiedCall {
+  const { keyId, timestamp, nonce, signature } = input.headers;
+  if (keyId === null) throw unauthenticated(`missing ${SIGNING_HEADERS.keyId} header`);
+  if (timestamp === null) throw unauthenticated(`missing ${SIGNING_HEADERS.timestamp} header`);
+  if (nonce === null) throw unauthenticated(`missing ${SIGNING_HEADERS.nonce} header`);
+  if (signature === null) throw unauthenticated(`missing ${SIGNING_HEADERS.signature} header`);
+
+  if (!TIMESTAMP_PATTERN.test(timestamp)) {
+    throw unauthenticated(`malformed ${SIGNING_HEADERS.timestamp}: expected unix seconds as 1..15 digits`);
+  }
+  if (!NONCE_PATTERN.test(nonce)) {
+    throw unauthenticated(`malformed ${SIGNING_HEADERS.nonce}: expected 16..64 characters of [A-Za-z0-9_-]`);
+  }
+  if (!SIGNATURE_PATTERN.test(signature)) {
+    const version = VERSIONED_PATTERN.exec(signature)?.[1];
+    if (version !== undefined && version !== SIGNATURE_VERSION) {
+      throw unauthenticated(`unknown signature version '${version}' in ${SIGNING_HEADERS.signature}: this server accepts v1`);
+    }
+    throw unauthenticated(`malformed ${SIGNING_HEADERS.signature}: expected v1= followed by 64 lowercase hex digits`);
+  }
+
+  const secret = ring.get(keyId);
+  // The id is echoed only when it has a key id's shape, so the message stays log-safe.
+  if (secret === undefined) {
+    throw unauthenticated(/^[A-Za-z0-9_.-]{1,64}$/.test(keyId) ? `unknown key id '${keyId}'` : "unknown key id");
+  }
+
+  const ts = Number(timestamp);
+  const skew = ts - nowSec;
+  if (skew > SIGNATURE_WINDOW_SEC || skew < -SIGNATURE_WINDOW_SEC) {
+    const direction = skew > 0 ? "ahead of" : "behind";
+    throw unauthenticated(
+      `${SIGNING_HEADERS.timestamp} is ${Math.abs(skew)} s ${direction} server time (allowed ±${SIGNATURE_WINDOW_SEC} s); check the caller's clock`,
+    );
+  }
+
+  const expected = createHmac("sha256", secret)
+    .update(stringToSign({ method: input.method, target: input.target, timestamp, nonce, user: input.user, bodySha256Hex: sha256Hex(input.body) }))
+    .digest();
+  // Both buffers are 32 bytes: the pattern above guarantees 64 hex digits.
+  const given = Buffer.from(signature.slice(3), "hex");
+  if (!timingSafeEqual(expected, given)) {
+    throw unauthenticated("bad signature: the HMAC does not match this method, target, timestamp, nonce, user and body");
+  }
+  return { keyId, nonce, timestamp: ts };
+}
+
+/**
+ * Turns a header value as the runtime hands it over into text. Bun (like the Fetch spec) exposes
+ * header values as byte strings — one char per byte — so a UTF-8 user id such as "用户" arrives
+ * as "ç\u0094¨æ\u0088·". The signature, the user-id rules and the owner hash are all defined on
+ * the real UTF-8 text, so the edge decodes first.
+ *
+ * @returns the decoded text, or `null` when the bytes are not valid UTF-8.
+ */
+export function decodeHeaderUtf8(value: string): string | null {
+  // Fast path: pure ASCII needs no work (the common case for user ids).
+  if (!/[^\x00-\x7f]/.test(value)) return value;
+  if (/[^\x00-\xff]/.test(value)) return null;
+  try {
+    return UTF8_STRICT.decode(Buffer.from(value, "latin1"));
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The inverse of {@link decodeHeaderUtf8}: text → a byte string holding its UTF-8 bytes, which
+ * is what `fetch`/`Headers` accept for a non-ASCII header value.
+ */
+export function encodeHeaderUtf8(text: string): string {
+  if (!/[^\x00-\x7f]/.test(text)) return text;
+  return Buffer.from(text, "utf8").toString("latin1");
+}
+
+const UTF8_STRICT = new TextDecoder("utf-8", { fatal: true });
+
+function hmacHex(secret: Uint8Array | string, s: string): string {
+  return createHmac("sha256", secret).update(s).digest("hex");
+}
+
+function unauthenticated(reason: string): QdpError {
+  return new QdpError("UNAUTHENTICATED", reason);
+}

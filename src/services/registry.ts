@@ -1,0 +1,80 @@
+/**
+ * The function registry (replaces MessageDispatch): function number → service, with compiled
+ * validators. A duplicate number or name stops start-up with a message naming both services.
+ */
+import { TypeCompiler, type TypeCheck } from "@sinclair/typebox/compiler";
+import type { TSchema } from "@sinclair/typebox";
+import { QdpError } from "../core/errors.ts";
+import type { AnyService } from "./types.ts";
+
+export interface RegisteredService {
+  readonly def: AnyService;
+  readonly check: TypeCheck<TSchema>;
+}
+
+export interface ValidationIssue {
+  path: string;
+  message: string;
+}
+
+export class Registry {
+  private byNo = new Map<number, RegisteredService>();
+  private byName = new Map<string, number>();
+
+  constructor(defs: readonly AnyService[] = []) {
+    for (const d of defs) this.add(d);
+  }
+
+  add(def: AnyService): void {
+    if (!Number.isSafeInteger(def.funcNo) || def.funcNo <= 0) {
+      throw new Error(`service ${def.name}: function number ${def.funcNo} must be a positive integer`);
+    }
+    if (!/^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$/.test(def.name)) {
+      throw new Error(`service ${def.funcNo}: name ${JSON.stringify(def.name)} must be dotted lower-case, like demo.echo`);
+    }
+    const other = this.byNo.get(def.funcNo);
+    if (other) throw new Error(`duplicate function number ${def.funcNo}: ${other.def.name} and ${def.name}`);
+    const otherNo = this.byName.get(def.name);
+    if (otherNo !== undefined) throw new Error(`duplicate service name ${def.name}: functions ${otherNo} and ${def.funcNo}`);
+    this.byNo.set(def.funcNo, { def, check: TypeCompiler.Compile(def.input) });
+    this.byName.set(def.name, def.funcNo);
+  }
+
+  get(funcNo: number): RegisteredService | undefined {
+    return this.byNo.get(funcNo);
+  }
+
+  /** The service or UNKNOWN_FUNCTION. */
+  require(funcNo: number): RegisteredService {
+    const s = this.byNo.get(funcNo);
+    if (!s) throw new QdpError("UNKNOWN_FUNCTION", `no function ${funcNo}`);
+    return s;
+  }
+
+  list(): RegisteredService[] {
+    return [...this.byNo.values()].sort((a, b) => a.def.funcNo - b.def.funcNo);
+  }
+
+  /** Validates input; throws VALIDATION with field paths in `details`. */
+  validate(service: RegisteredService, input: unknown): void {
+    if (service.check.Check(input)) return;
+    const issues: ValidationIssue[] = [];
+    for (const e of service.check.Errors(input)) {
+      issues.push({ path: e.path === "" ? "/" : e.path, message: e.message });
+      if (issues.length >= 20) break;
+    }
+    throw new QdpError("VALIDATION", `input of ${service.def.name} is invalid: ${issues[0]?.path} ${issues[0]?.message}`, {
+      details: issues,
+    });
+  }
+}
+
+/** Parses a function number: an integer, or a string of digits. */
+export function parseFuncNo(value: unknown): number | null {
+  if (typeof value === "number") return Number.isSafeInteger(value) && value > 0 ? value : null;
+  if (typeof value === "string" && /^\d{1,15}$/.test(value)) {
+    const n = Number(value);
+    return n > 0 ? n : null;
+  }
+  return null;
+}

@@ -1,0 +1,84 @@
+/**
+ * The HTTP client services use for upstream calls. Bun's fetch pools keep-alive connections per
+ * origin. Every call is bound to the request's AbortSignal and to a per-call timeout; failures
+ * become 502 UPSTREAM_ERROR, deadlines 504 TIMEOUT. Nothing is retried automatically: a POST
+ * may not be idempotent, and a GET retry is the service's own decision.
+ */
+import { QdpError } from "../core/errors.ts";
+import { Histogram } from "../ops/histogram.ts";
+import type { UpstreamClient, UpstreamRequest } from "../services/types.ts";
+
+export interface UpstreamStats {
+  calls: number;
+  errors: number;
+  timeouts: number;
+  latency: Histogram;
+}
+
+export interface UpstreamClientOptions {
+  /** Cap of one upstream call in ms (the call's own deadline still applies through its signal). */
+  timeoutMs: number;
+}
+
+/** Per-upstream stats, keyed by name (host by default); shared by the worker's clients. */
+export const upstreamStats = new Map<string, UpstreamStats>();
+
+function statsFor(name: string): UpstreamStats {
+  let s = upstreamStats.get(name);
+  if (!s) upstreamStats.set(name, (s = { calls: 0, errors: 0, timeouts: 0, latency: new Histogram() }));
+  return s;
+}
+
+/** A client bound to one call's signal. */
+export function createUpstreamClient(callSignal: AbortSignal, opts: UpstreamClientOptions): UpstreamClient {
+  async function call(method: "GET" | "POST", url: string, body: unknown, req: UpstreamRequest = {}): Promise<unknown> {
+    let target: URL;
+    try {
+      target = new URL(url);
+    } catch {
+      throw new QdpError("UPSTREAM_ERROR", "upstream URL is not configured or invalid");
+    }
+    for (const [k, v] of Object.entries(req.query ?? {})) target.searchParams.set(k, v);
+    const name = req.name ?? target.host;
+    const stats = statsFor(name);
+    const timeoutMs = Math.min(req.timeoutMs ?? opts.timeoutMs, opts.timeoutMs);
+    const timeout = AbortSignal.timeout(timeoutMs);
+    const signals = [callSignal, timeout];
+    if (req.signal) signals.push(req.signal);
+    const signal = AbortSignal.any(signals);
+    const started = performance.now();
+    stats.calls++;
+    try {
+      const res = await fetch(target, {
+        method,
+        signal,
+        headers: body === undefined ? { accept: "application/json" } : { accept: "application/json", "content-type": "application/json" },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const text = await res.text();
+      if (!res.ok) throw new QdpError("UPSTREAM_ERROR", `upstream ${name} answered ${res.status}`);
+      try {
+        return JSON.parse(text);
+      } catch {
+        throw new QdpError("UPSTREAM_ERROR", `upstream ${name} answered with invalid JSON`);
+      }
+    } catch (err) {
+      if (err instanceof QdpError) {
+        stats.errors++;
+        throw err;
+      }
+      if (timeout.aborted || callSignal.aborted) {
+        stats.timeouts++;
+        throw new QdpError("TIMEOUT", `upstream ${name} did not answer in time`);
+      }
+      stats.errors++;
+      throw new QdpError("UPSTREAM_ERROR", `upstream ${name} failed: ${(err as Error).message ?? "error"}`, { cause: err });
+    } finally {
+      stats.latency.observe((performance.now() - started) / 1000);
+    }
+  }
+  return {
+    getJson: (url, req) => call("GET", url, undefined, req),
+    postJson: (url, body, req) => call("POST", url, body, req),
+  };
+}
