@@ -140,7 +140,7 @@ function parseIPv6(s: string): Uint8Array | null {
   // A dotted quad counts as two groups and may only end the address.
   const inner = halves.length === 2 ? [...head, ...tail.slice(0, -1)] : head.slice(0, -1);
   if (inner.includes("v4")) return null;
-  const count = [...head, ...tail].reduce((n, w) => n + (w === "v4" ? 2 : 1), 0);
+  const count = [...head, ...tail].reduce<number>((n, w) => n + (w === "v4" ? 2 : 1), 0);
   if (halves.length === 2 ? count > 7 : count !== 8) return null;
 
   const out = new Uint8Array(16);
@@ -162,7 +162,7 @@ function parseIPv6(s: string): Uint8Array | null {
   };
   const lastGroup = s.slice(s.lastIndexOf(":") + 1);
   if (write(head, 0, lastGroup) < 0) return null;
-  const tailBytes = tail.reduce((n, w) => n + (w === "v4" ? 4 : 2), 0);
+  const tailBytes = tail.reduce<number>((n, w) => n + (w === "v4" ? 4 : 2), 0);
   if (write(tail, 16 - tailBytes, lastGroup) < 0) return null;
   return out;
 }

@@ -1,0 +1,7 @@
+/**
+ * Stand-alone entry for `qdp sign`, so the command runs (and is tested as a process) without
+ * the rest of the CLI: `bun src/ops/sign-command-main.ts --key-id ... --target ...`.
+ */
+import { signCommand } from "./sign-command.ts";
+
+process.exitCode = signCommand(process.argv.slice(2));
