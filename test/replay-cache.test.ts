@@ -1,0 +1,141 @@
+import { describe, expect, test } from "bun:test";
+import { createReplayCache } from "../src/core/replay-cache.ts";
+
+const T = 1_700_000_000;
+const nonce = (i: number) => `nonce-${i.toString().padStart(10, "0")}`;
+
+describe("replay detection", () => {
+  test("a nonce accepted for a user is refused for that user, not for others", () => {
+    const c = createReplayCache({ maxEntries: 100 });
+    expect(c.checkAndRemember("u1", nonce(1), T, T)).toBe("fresh");
+    expect(c.checkAndRemember("u1", nonce(1), T, T + 5)).toBe("replay");
+    expect(c.checkAndRemember("u2", nonce(1), T, T + 5)).toBe("fresh");
+    expect(c.size).toBe(2);
+  });
+
+  test("calls without a user are replay-protected too, separately from users", () => {
+    const c = createReplayCache({ maxEntries: 100 });
+    expect(c.checkAndRemember(null, nonce(1), T, T)).toBe("fresh");
+    expect(c.checkAndRemember(null, nonce(1), T, T)).toBe("replay");
+    expect(c.checkAndRemember("u1", nonce(1), T, T)).toBe("fresh");
+  });
+
+  test("the same nonce under another timestamp is still a replay within the window", () => {
+    const c = createReplayCache({ maxEntries: 100 });
+    expect(c.checkAndRemember("u1", nonce(1), T, T)).toBe("fresh");
+    expect(c.checkAndRemember("u1", nonce(1), T + 200, T + 100)).toBe("replay");
+    expect(c.checkAndRemember("u1", nonce(1), T - 250, T + 40)).toBe("replay");
+  });
+
+  test("user and nonce cannot be confused across the separator", () => {
+    const c = createReplayCache({ maxEntries: 100 });
+    expect(c.checkAndRemember("a", "bcdefghijklmnopqr", T, T)).toBe("fresh");
+    expect(c.checkAndRemember("ab", "cdefghijklmnopqr", T, T)).toBe("fresh");
+  });
+});
+
+describe("window expiry", () => {
+  test("a nonce is remembered while its timestamp is within 300 s, then forgotten", () => {
+    const c = createReplayCache({ maxEntries: 100 });
+    expect(c.checkAndRemember("u1", nonce(1), T, T)).toBe("fresh");
+    // Still refused at the edge of the window (verifyRequest accepts ts up to now - 300).
+    expect(c.checkAndRemember("u1", nonce(1), T, T + 300)).toBe("replay");
+    expect(c.size).toBe(1);
+    // Well past: the whole bucket has been dropped; a call with that timestamp is stale anyway.
+    c.checkAndRemember("u9", nonce(9), T + 320, T + 320);
+    expect(c.size).toBe(1);
+    expect(c.checkAndRemember("u1", nonce(1), T + 320, T + 320)).toBe("fresh");
+  });
+
+  test("future timestamps (caller's clock ahead) are kept until they leave the window", () => {
+    const c = createReplayCache({ maxEntries: 100 });
+    expect(c.checkAndRemember("u1", nonce(1), T + 300, T)).toBe("fresh");
+    expect(c.checkAndRemember("u1", nonce(1), T + 300, T + 600)).toBe("replay");
+    expect(c.checkAndRemember("u2", nonce(2), T + 1000, T + 1000)).toBe("fresh");
+    expect(c.size).toBe(1);
+  });
+
+  test("timestamps outside the window cannot be vouched for", () => {
+    const c = createReplayCache({ maxEntries: 100 });
+    expect(c.checkAndRemember("u1", nonce(1), T - 301, T)).toBe("replay");
+    expect(c.checkAndRemember("u1", nonce(2), T + 301, T)).toBe("replay");
+    expect(c.size).toBe(0);
+  });
+
+  test("a custom window", () => {
+    const c = createReplayCache({ windowSec: 30, maxEntries: 100 });
+    expect(c.checkAndRemember("u1", nonce(1), T, T)).toBe("fresh");
+    expect(c.checkAndRemember("u1", nonce(1), T, T + 30)).toBe("replay");
+    c.checkAndRemember("u2", nonce(2), T + 60, T + 60);
+    expect(c.size).toBe(1);
+  });
+});
+
+describe("bounded memory", () => {
+  test("1e6 distinct nonces against a small cap: size never exceeds it, new ones are 'full'", () => {
+    const cap = 10_000;
+    const c = createReplayCache({ maxEntries: cap });
+    const counts = { fresh: 0, replay: 0, full: 0 };
+    for (let i = 0; i < 1_000_000; i++) counts[c.checkAndRemember("flood", nonce(i), T, T)]++;
+    expect(counts).toEqual({ fresh: cap, replay: 0, full: 1_000_000 - cap });
+    expect(c.size).toBe(cap);
+    // Replays are still recognised while full (a replay is not "full").
+    expect(c.checkAndRemember("flood", nonce(0), T, T)).toBe("replay");
+    // Once the window passes, the flood's bucket is dropped and capacity returns.
+    expect(c.checkAndRemember("u1", nonce(1), T + 320, T + 320)).toBe("fresh");
+    expect(c.size).toBe(1);
+  });
+
+  test("a flood spread over time is bounded by the window even without the cap", () => {
+    const c = createReplayCache({ maxEntries: 1_000_000 });
+    let maxSize = 0;
+    // 1000 nonces per second for 1000 s: only ~310 s worth may be held at any time.
+    for (let s = 0; s < 1000; s++) {
+      for (let i = 0; i < 1000; i++) c.checkAndRemember(null, nonce(s * 1000 + i), T + s, T + s);
+      maxSize = Math.max(maxSize, c.size);
+    }
+    expect(maxSize).toBeLessThanOrEqual(311_000);
+    expect(c.size).toBeLessThanOrEqual(311_000);
+  });
+});
+
+describe("hand-over on reload", () => {
+  test("export/import carries the remembered pairs to a fresh cache", () => {
+    const old = createReplayCache({ maxEntries: 100 });
+    old.checkAndRemember("u1", nonce(1), T, T);
+    old.checkAndRemember(null, nonce(2), T + 5, T + 5);
+    old.checkAndRemember("用户", nonce(3), T + 10, T + 10);
+    const entries = old.export(T + 10);
+    expect(entries).toHaveLength(3);
+    expect(entries).toContainEqual({ user: null, nonce: nonce(2), timestampSec: T + 5 });
+    expect(entries).toContainEqual({ user: "用户", nonce: nonce(3), timestampSec: T + 10 });
+    // Survives a JSON hop (IPC).
+    const wire = JSON.parse(JSON.stringify(entries));
+
+    const next = createReplayCache({ maxEntries: 100 });
+    expect(next.import(wire, T + 20)).toBe(3);
+    expect(next.size).toBe(3);
+    expect(next.checkAndRemember("u1", nonce(1), T, T + 20)).toBe("replay");
+    expect(next.checkAndRemember(null, nonce(2), T + 5, T + 20)).toBe("replay");
+    expect(next.checkAndRemember("用户", nonce(3), T + 10, T + 20)).toBe("replay");
+    expect(next.checkAndRemember("u1", nonce(4), T, T + 20)).toBe("fresh");
+    // Importing twice adds nothing.
+    expect(next.import(wire, T + 20)).toBe(0);
+  });
+
+  test("import skips expired pairs and respects the cap", () => {
+    const old = createReplayCache({ maxEntries: 100 });
+    for (let i = 0; i < 10; i++) old.checkAndRemember("u", nonce(i), T + i * 100, T + i * 100);
+    const entries = old.export();
+    const next = createReplayCache({ maxEntries: 3 });
+    // At T+900 only timestamps >= T+600 are live: 4 pairs, of which the cap admits 3.
+    expect(next.import(entries, T + 900)).toBe(3);
+    expect(next.size).toBe(3);
+    expect(old.export(T + 900).map((e) => e.timestampSec).sort()).toEqual([T + 600, T + 700, T + 800, T + 900]);
+  });
+
+  test("options are validated", () => {
+    expect(() => createReplayCache({ maxEntries: 0 })).toThrow(RangeError);
+    expect(() => createReplayCache({ maxEntries: 10, bucketSec: 0 })).toThrow(RangeError);
+  });
+});
