@@ -8,13 +8,18 @@
  * is already rejected as stale; remembering it longer would only cost memory.
  *
  * Memory stays bounded under a flood of distinct nonces in two ways:
- * - entries live in time buckets keyed by their *timestamp* (10 s each by default); when a
- *   bucket's newest possible timestamp leaves the window the whole bucket is dropped at once —
- *   O(1) per bucket, no per-entry timers or scans. Only timestamps inside the window are ever
+ * - entries are filed in time buckets keyed by their *timestamp* (10 s each by default); when a
+ *   bucket's newest possible timestamp leaves the window, the whole bucket is dropped at once —
+ *   no per-entry timers, no scans of live entries. Only timestamps inside the window are ever
  *   stored, so at most 2·window/bucket + 2 buckets exist (62 by default);
  * - a hard cap `maxEntries`: past it a new nonce gets "full", and the caller answers
  *   503 OVERLOADED. Accepting without remembering would open a replay hole; evicting early would
  *   too — refusing is the only answer that keeps the guarantee.
+ *
+ * Lookups go to one hash map (key → timestamp), not to every bucket: asking 62 buckets cost
+ * ~1.5 µs per call against ~0.2 µs for one map. A dropped bucket's keys are then deleted from that
+ * map a few per call (incrementally, so a bucket of 100k keys never causes a pause), and a key
+ * whose timestamp has left the window counts as absent even before its deletion comes round.
  *
  * Pure TypeScript; one instance per process (the owner of a user holds that user's nonces).
  */
@@ -62,9 +67,15 @@ export interface ReplayCache {
    * @returns how many pairs were added.
    */
   import(entries: Iterable<ReplayEntry>, nowSec: number): number;
-  /** How many pairs are remembered now. */
+  /**
+   * How many pairs are held in memory now — the number `maxEntries` caps. Includes expired pairs
+   * of dropped buckets still awaiting their incremental deletion.
+   */
   readonly size: number;
 }
+
+/** Keys deleted from the lookup map per call while dropped buckets are pending: > 1 so deletion outpaces insertion. */
+const PURGE_STEP = 32;
 
 /** Builds a replay cache. See the module comment for the memory bound. */
 export function createReplayCache(options: ReplayCacheOptions): ReplayCache {
@@ -75,10 +86,17 @@ export function createReplayCache(options: ReplayCacheOptions): ReplayCache {
   if (!(Number.isInteger(bucketSec) && bucketSec > 0)) throw new RangeError("bucketSec must be a positive integer");
   if (!(Number.isFinite(windowSec) && windowSec >= 0)) throw new RangeError("windowSec must be a non-negative number");
 
-  /** bucket index (floor(timestamp / bucketSec)) → key → timestamp. */
-  const buckets = new Map<number, Map<string, number>>();
-  let size = 0;
+  /** key → the timestamp it was accepted with; the one place lookups go. */
+  const seen = new Map<string, number>();
+  /** bucket index (floor(timestamp / bucketSec)) → the keys filed under it, for expiry. */
+  const buckets = new Map<number, string[]>();
+  /** Dropped buckets whose keys still have to leave `seen`; drained a few keys per call. */
+  const pending: string[][] = [];
+  let pendingAt = 0;
   let lastSweepSec = Number.NaN;
+
+  const inWindow = (timestampSec: number, nowSec: number): boolean =>
+    Number.isFinite(timestampSec) && Math.abs(timestampSec - nowSec) <= windowSec;
 
   /** Drops every bucket whose newest possible timestamp is already older than the window. */
   const sweep = (nowSec: number): void => {
@@ -86,55 +104,71 @@ export function createReplayCache(options: ReplayCacheOptions): ReplayCache {
     if (nowSec === lastSweepSec) return;
     lastSweepSec = nowSec;
     const oldestLive = nowSec - windowSec;
-    for (const [index, bucket] of buckets) {
+    for (const [index, keys] of buckets) {
       if ((index + 1) * bucketSec - 1 < oldestLive) {
         buckets.delete(index);
-        size -= bucket.size;
+        pending.push(keys);
       }
     }
   };
 
-  const inWindow = (timestampSec: number, nowSec: number): boolean =>
-    Number.isFinite(timestampSec) && Math.abs(timestampSec - nowSec) <= windowSec;
+  /** Deletes up to `budget` keys of dropped buckets from `seen` (all of them for Infinity). */
+  const purge = (budget: number, nowSec: number): void => {
+    while (budget > 0 && pending.length > 0) {
+      const keys = pending[0] ?? [];
+      while (budget > 0 && pendingAt < keys.length) {
+        const key = keys[pendingAt++] ?? "";
+        const ts = seen.get(key);
+        // The key may have been accepted again since (after its old timestamp expired): keep that.
+        if (ts !== undefined && ts < nowSec - windowSec) seen.delete(key);
+        budget--;
+      }
+      if (pendingAt >= keys.length) {
+        pending.shift();
+        pendingAt = 0;
+      }
+    }
+  };
 
-  const has = (key: string): boolean => {
-    // A nonce reused under another timestamp is still a replay, so every live bucket is asked;
-    // there are at most ~62 and the lookups share the key's cached hash.
-    for (const bucket of buckets.values()) if (bucket.has(key)) return true;
-    return false;
+  const isRemembered = (key: string, nowSec: number): boolean => {
+    const ts = seen.get(key);
+    return ts !== undefined && inWindow(ts, nowSec);
+  };
+
+  /** Room for one more key? Drains dropped buckets completely before saying no. */
+  const hasRoom = (nowSec: number): boolean => {
+    if (seen.size < maxEntries) return true;
+    purge(Infinity, nowSec);
+    return seen.size < maxEntries;
   };
 
   const remember = (key: string, timestampSec: number): void => {
+    seen.set(key, timestampSec);
     const index = Math.floor(timestampSec / bucketSec);
-    let bucket = buckets.get(index);
-    if (bucket === undefined) {
-      bucket = new Map();
-      buckets.set(index, bucket);
-    }
-    bucket.set(key, timestampSec);
-    size++;
+    const keys = buckets.get(index);
+    if (keys === undefined) buckets.set(index, [key]);
+    else keys.push(key);
   };
 
   return {
     checkAndRemember(user, nonce, timestampSec, nowSec) {
       sweep(nowSec);
+      purge(PURGE_STEP, nowSec);
       if (!inWindow(timestampSec, nowSec)) return "replay";
       const key = keyOf(user, nonce);
-      if (has(key)) return "replay";
-      if (size >= maxEntries) return "full";
+      if (isRemembered(key, nowSec)) return "replay";
+      if (!seen.has(key) && !hasRoom(nowSec)) return "full";
       remember(key, timestampSec);
       return "fresh";
     },
 
     export(nowSec) {
       const out: ReplayEntry[] = [];
-      for (const bucket of buckets.values()) {
-        for (const [key, timestampSec] of bucket) {
-          if (nowSec !== undefined && !inWindow(timestampSec, nowSec)) continue;
-          const cut = key.lastIndexOf("\u0000");
-          const user = key.slice(0, cut);
-          out.push({ user: user === "" ? null : user, nonce: key.slice(cut + 1), timestampSec });
-        }
+      for (const [key, timestampSec] of seen) {
+        if (nowSec !== undefined && !inWindow(timestampSec, nowSec)) continue;
+        const cut = key.lastIndexOf("\u0000");
+        const user = key.slice(0, cut);
+        out.push({ user: user === "" ? null : user, nonce: key.slice(cut + 1), timestampSec });
       }
       return out;
     },
@@ -143,10 +177,10 @@ export function createReplayCache(options: ReplayCacheOptions): ReplayCache {
       sweep(nowSec);
       let added = 0;
       for (const e of entries) {
-        if (size >= maxEntries) break;
         if (!inWindow(e.timestampSec, nowSec)) continue;
         const key = keyOf(e.user, e.nonce);
-        if (has(key)) continue;
+        if (isRemembered(key, nowSec)) continue;
+        if (!seen.has(key) && !hasRoom(nowSec)) break;
         remember(key, e.timestampSec);
         added++;
       }
@@ -154,7 +188,7 @@ export function createReplayCache(options: ReplayCacheOptions): ReplayCache {
     },
 
     get size() {
-      return size;
+      return seen.size;
     },
   };
 }
