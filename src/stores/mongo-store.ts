@@ -1,0 +1,168 @@
+/**
+ * The MongoDB record store (official driver), used when `QDP_MONGO_URL` is set. Each worker
+ * process holds one MongoClient whose pool (`QDP_MONGO_POOL`) is shared by all its requests.
+ *
+ * Records are stored as given, plus MongoDB's `_id`; they are read back with `id` = the
+ * ObjectId's hex string. ObjectIds are made by the driver in this process (seconds, then a
+ * per-process random part, then an increasing counter), so sorting by `_id` descending is
+ * "newest first": exact inside a worker, to the second between workers.
+ */
+import { MongoClient, ObjectId, type Collection, type Document, type W } from "mongodb";
+import type { RecordInput, RecordQuery, RecordStore, StoredRecord } from "./record-store.ts";
+
+export interface MongoStoreOptions {
+  /** `QDP_MONGO_URL`, e.g. `mongodb://user:pass@db1,db2/qdp?replicaSet=rs0`. The path names the database (default `qdp`). */
+  url: string;
+  /** `QDP_MONGO_POOL`: the driver's `maxPoolSize` for this process. */
+  poolSize: number;
+  /** `QDP_MONGO_W`: write concern, `majority` or a number of members (`1`, `0`, ...). */
+  writeConcern: string;
+  /** How long start-up may wait for a reachable server before failing. Default 5000 ms. */
+  connectTimeoutMs?: number;
+  /** Collections whose indexes are made at start-up; others get them on first use. Default `["quotes"]`. */
+  collections?: readonly string[];
+}
+
+/** Default and ceiling of `RecordQuery.limit`; the ceiling also guards against `limit(0)` meaning "all" in MongoDB. */
+const DEFAULT_LIMIT = 100;
+const MAX_LIMIT = 10_000;
+const DEFAULT_DATABASE = "qdp";
+
+/**
+ * Connects and returns the store. Rejects within about `connectTimeoutMs` when no server
+ * answers, with `cannot reach MongoDB at <url without password> (QDP_MONGO_URL): <reason>`,
+ * so a worker with a wrong URL fails loudly at start-up instead of hanging on its first write.
+ *
+ * @example
+ * ```ts
+ * const store = await createMongoStore({ url: "mongodb://127.0.0.1/qdp", poolSize: 20, writeConcern: "majority" });
+ * ```
+ */
+export async function createMongoStore(opts: MongoStoreOptions): Promise<RecordStore> {
+  const timeoutMs = opts.connectTimeoutMs ?? 5000;
+  const unreachable = (err: unknown): Error =>
+    new Error(`cannot reach MongoDB at ${redactMongoUrl(opts.url)} (QDP_MONGO_URL): ${reasonOf(err)}`, { cause: err });
+
+  const w = parseWriteConcern(opts.writeConcern);
+  let client: MongoClient;
+  try {
+    client = new MongoClient(opts.url, {
+      maxPoolSize: opts.poolSize,
+      writeConcern: { w },
+      // Both bounds matter: server selection covers "nothing listens" and "no primary",
+      // connect covers a TCP handshake that never completes (a filtered port).
+      serverSelectionTimeoutMS: timeoutMs,
+      connectTimeoutMS: timeoutMs,
+    });
+  } catch (err) {
+    throw unreachable(err); // a malformed URL; same message so the operator sees which variable
+  }
+
+  const db = client.db(databaseFromUrl(opts.url));
+  try {
+    await client.connect();
+    await db.command({ ping: 1 });
+  } catch (err) {
+    await client.close().catch(() => {});
+    throw unreachable(err);
+  }
+
+  let closed = false;
+  let closing: Promise<void> | undefined;
+
+  // One index build per collection per process; a failed build is forgotten so the next call retries.
+  const indexed = new Map<string, Promise<void>>();
+  const ensureIndexes = (name: string): Promise<void> => {
+    let p = indexed.get(name);
+    if (!p) {
+      // {user, _id} serves find({user}) sorted newest first; find() without a user uses the _id index.
+      p = db
+        .collection(name)
+        .createIndex({ user: 1, _id: -1 }, { name: "user_1__id_-1" })
+        .then(() => undefined);
+      p.catch(() => indexed.delete(name));
+      indexed.set(name, p);
+    }
+    return p;
+  };
+  const collection = async (name: string): Promise<Collection<Document>> => {
+    if (closed) throw new Error("record store (mongo) is closed");
+    await ensureIndexes(name);
+    return db.collection(name);
+  };
+
+  try {
+    await Promise.all((opts.collections ?? ["quotes"]).map(ensureIndexes));
+  } catch (err) {
+    await client.close().catch(() => {});
+    throw new Error(`MongoDB at ${redactMongoUrl(opts.url)} (QDP_MONGO_URL): cannot create indexes: ${reasonOf(err)}`, {
+      cause: err,
+    });
+  }
+
+  return {
+    kind: "mongo",
+
+    async insert(name: string, record: RecordInput): Promise<string> {
+      const c = await collection(name);
+      const { id: _ignored, ...doc } = record;
+      const _id = new ObjectId();
+      await c.insertOne({ ...doc, _id });
+      return _id.toHexString();
+    },
+
+    async get(name: string, id: string): Promise<StoredRecord | null> {
+      // Ids not shaped like an ObjectId cannot exist here; answer without a round trip.
+      if (!/^[0-9a-f]{24}$/i.test(id)) return null;
+      const c = await collection(name);
+      const doc = await c.findOne({ _id: new ObjectId(id) });
+      return doc ? toRecord(doc) : null;
+    },
+
+    async find(name: string, query: RecordQuery = {}): Promise<StoredRecord[]> {
+      const limit = normalizeLimit(query.limit);
+      if (limit === 0) return [];
+      const c = await collection(name);
+      const filter = query.user === undefined ? {} : { user: query.user };
+      const docs = await c.find(filter).sort({ _id: -1 }).limit(limit).toArray();
+      return docs.map(toRecord);
+    },
+
+    close(): Promise<void> {
+      closed = true;
+      closing ??= client.close();
+      return closing;
+    },
+  };
+}
+
+/** `mongodb://user:secret@host/db` → `mongodb://user:***@host/db`, for logs and error messages. */
+export function redactMongoUrl(url: string): string {
+  return url.replace(/^(mongodb(?:\+srv)?:\/\/[^:@/]*):[^@/]*@/i, "$1:***@");
+}
+
+/** The database named by the URL path (`mongodb://h/name?x=1` → `name`), else `qdp`. */
+export function databaseFromUrl(url: string): string {
+  const path = /^mongodb(?:\+srv)?:\/\/[^/?]*\/([^?]*)/i.exec(url)?.[1];
+  return path ? decodeURIComponent(path) : DEFAULT_DATABASE;
+}
+
+function parseWriteConcern(w: string): W {
+  if (/^\d+$/.test(w)) return Number(w);
+  if (w === "majority") return w;
+  throw new Error(`QDP_MONGO_W=${JSON.stringify(w)}: expected majority or a whole number`);
+}
+
+function toRecord(doc: Document): StoredRecord {
+  const { _id, ...rest } = doc;
+  return { ...rest, id: _id instanceof ObjectId ? _id.toHexString() : String(_id) };
+}
+
+function normalizeLimit(limit: number | undefined): number {
+  if (limit === undefined || Number.isNaN(limit)) return DEFAULT_LIMIT;
+  return Math.min(MAX_LIMIT, Math.max(0, Math.floor(limit)));
+}
+
+function reasonOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
