@@ -55,6 +55,15 @@ describe("published test vectors", () => {
     expect(new Set(vs.map((v) => v.keyId)).size).toBe(2);
   });
 
+  test("docs/signing.md publishes every vector and key", async () => {
+    const doc = await Bun.file(new URL("../docs/signing.md", import.meta.url)).text();
+    for (const [id, secret] of Object.entries(fixtures.keys)) expect(doc).toContain(`| \`${id}\` | \`${secret}\` |`);
+    for (const v of fixtures.vectors) {
+      expect(doc).toContain(`X-QDP-Signature: ${v.signature}`);
+      expect(doc).toContain(JSON.stringify(v.stringToSign));
+    }
+  });
+
   for (const v of fixtures.vectors) {
     test(v.name, () => {
       expect(sha256Hex(enc.encode(v.body))).toBe(v.bodySha256Hex);
