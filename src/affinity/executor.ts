@@ -1,0 +1,173 @@
+/**
+ * Runs calls in this worker — the owner side of affinity. The same code runs a call whether it
+ * came from this worker's own edge or through the hop, so a service cannot tell the difference.
+ *
+ * It owns the three pieces of per-user state of this index: sessions, the replay cache of
+ * signed calls with a user (checked here, at the owner, so a replay is caught wherever in the
+ * cluster it lands), and the gate used during a rolling reload: a replacement worker keeps its
+ * gate closed until the old worker of its index has handed over its sessions.
+ */
+import { DeadlineQueue } from "../core/deadlines.ts";
+import { QdpError, toQdpError } from "../core/errors.ts";
+import type { ReplayCache } from "../core/replay-cache.ts";
+import type { RegisteredService } from "../services/registry.ts";
+import type { Logger, ServiceContext, ServiceSettings } from "../services/types.ts";
+import type { RecordStore } from "../stores/record-store.ts";
+import { createUpstreamClient } from "../upstream/client.ts";
+import { SessionStore } from "./sessions.ts";
+
+
+export interface Call {
+  service: RegisteredService;
+  user: string | null;
+  requestId: string;
+  input: unknown;
+  /** Epoch ms after which the call is answered TIMEOUT and its signal aborted. */
+  deadline: number;
+  /** Replay check to pass before running: [nonce, timestamp] of a signed call with a user. */
+  replay?: [string, number];
+}
+
+export interface ExecutorOptions {
+  worker: number;
+  log: Logger;
+  records: RecordStore;
+  settings: ServiceSettings;
+  sessions: SessionStore;
+  replay: ReplayCache;
+  maxExecuting: number;
+  upstreamTimeoutMs: number;
+}
+
+export class Executor {
+  /** Calls running now (local and hopped in). */
+  executing = 0;
+  /** Calls waiting at the closed gate. */
+  private gated: Array<() => void> = [];
+  private gateOpen = true;
+  private idleWaiters: Array<() => void> = [];
+  readonly deadlines = new DeadlineQueue();
+  private timer: ReturnType<typeof setInterval>;
+
+  constructor(private readonly o: ExecutorOptions) {
+    this.timer = setInterval(() => this.deadlines.sweep(Date.now()), 20);
+    this.timer.unref?.();
+  }
+
+  get sessions(): SessionStore {
+    return this.o.sessions;
+  }
+
+  get replay(): ReplayCache {
+    return this.o.replay;
+  }
+
+  /** Closes the gate: calls wait until `openGate` (a replacement waiting for its hand-off). */
+  closeGate(): void {
+    this.gateOpen = false;
+  }
+
+  openGate(): void {
+    this.gateOpen = true;
+    const waiting = this.gated;
+    this.gated = [];
+    for (const go of waiting) go();
+  }
+
+  get gateIsOpen(): boolean {
+    return this.gateOpen;
+  }
+
+  /** Resolves when no call is running (used before handing sessions over). */
+  whenIdle(): Promise<void> {
+    if (this.executing === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /**
+   * Runs a call; resolves with the output as JSON text, rejects with a QdpError.
+   * The output is serialised here so the hop can pass it on without touching it.
+   */
+  /** Waits while the gate is closed (a replacement before its hand-off), up to `deadline`. */
+  async awaitGate(deadline: number): Promise<void> {
+    if (this.gateOpen) return;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new QdpError("TIMEOUT", "deadline passed while the owner took over its sessions")), Math.max(0, deadline - Date.now()));
+      this.gated.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  async run(call: Call): Promise<string> {
+    if (!this.gateOpen) await this.awaitGate(call.deadline);
+    if (this.executing >= this.o.maxExecuting) {
+      throw new QdpError("OVERLOADED", `worker ${this.o.worker} has ${this.executing} calls running`);
+    }
+    if (call.replay && call.user !== null) {
+      const verdict = this.o.replay.checkAndRemember(call.user, call.replay[0], call.replay[1], Math.floor(Date.now() / 1000));
+      if (verdict === "replay") throw new QdpError("UNAUTHENTICATED", "nonce already used (replay)");
+      if (verdict === "full") throw new QdpError("OVERLOADED", "replay cache is full");
+    }
+    const def = call.service.def;
+    let session: unknown = undefined;
+    if (def.stateful) {
+      if (call.user === null) throw new QdpError("USER_REQUIRED", `${def.name} is stateful and needs a user`);
+      session = this.o.sessions.get(call.user, def.initSession ?? (() => ({})));
+    }
+    this.executing++;
+    let controller: AbortController | undefined;
+    let rejectTimeout!: (e: QdpError) => void;
+    const timeout = new Promise<never>((_, reject) => (rejectTimeout = reject));
+    const deadline = this.deadlines.add(call.deadline, () => {
+      controller?.abort(new QdpError("TIMEOUT", "deadline passed"));
+      rejectTimeout(new QdpError("TIMEOUT", `${def.name} did not finish within the deadline`));
+    });
+    const o = this.o;
+    // The AbortController and the upstream client are built only if the handler asks for them.
+    const ctx: ServiceContext<unknown, unknown> = {
+      input: call.input,
+      user: call.user,
+      requestId: call.requestId,
+      worker: o.worker,
+      session,
+      settings: o.settings,
+      records: o.records,
+      get log() {
+        return o.log.child({ requestId: call.requestId, funcNo: def.funcNo });
+      },
+      get signal() {
+        controller ??= new AbortController();
+        return controller.signal;
+      },
+      get upstream() {
+        controller ??= new AbortController();
+        return createUpstreamClient(controller.signal, { timeoutMs: o.upstreamTimeoutMs });
+      },
+    };
+    try {
+      if (Date.now() >= call.deadline) throw new QdpError("TIMEOUT", "deadline passed before the call started");
+      const result = def.handler(ctx);
+      const output = result instanceof Promise ? await Promise.race([result, timeout]) : result;
+      const text = JSON.stringify(output === undefined ? null : output);
+      return text;
+    } catch (err) {
+      const e = toQdpError(err);
+      if (e.code === "INTERNAL") o.log.error("handler failed", { requestId: call.requestId, funcNo: def.funcNo, err });
+      throw e;
+    } finally {
+      deadline.done = true;
+      this.executing--;
+      if (this.executing === 0 && this.idleWaiters.length > 0) {
+        const w = this.idleWaiters;
+        this.idleWaiters = [];
+        for (const f of w) f();
+      }
+    }
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+  }
+}

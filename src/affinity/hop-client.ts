@@ -1,0 +1,336 @@
+/**
+ * The dialling side of the hop: one persistent, multiplexed connection per peer index.
+ *
+ * A call for an index whose connection is not up — owner crashed, restarting, or answering
+ * MOVED because it is handing its users to a replacement — waits in that index's queue
+ * (buffered, no polling) until a connection to the index's current worker is authenticated,
+ * or until QDP_OWNER_WAIT_MS (bounded by the call's deadline) passes: then 503
+ * OWNER_UNAVAILABLE with Retry-After. It is never run anywhere else.
+ */
+import type { Socket } from "bun";
+import { DeadlineQueue, type Deadline } from "../core/deadlines.ts";
+import { QdpError } from "../core/errors.ts";
+import { decodeText, FrameReader, FrameType, type FrameTypeId } from "../core/frames.ts";
+import { Histogram } from "../ops/histogram.ts";
+import type { Logger } from "../services/types.ts";
+import { Outbox } from "./outbox.ts";
+import { proveHello } from "./peer-auth.ts";
+
+export interface PeerAddress {
+  index: number;
+  gen: number;
+  path: string;
+}
+
+export interface HopResponse {
+  type: number;
+  payload: Uint8Array;
+}
+
+interface Pending {
+  /** To re-queue after MOVED. */
+  job: Job;
+  /** Edge-side guard: answered TIMEOUT if the owner never replies (e.g. its loop is stuck). */
+  timer: Deadline;
+}
+
+interface Job {
+  type: FrameTypeId;
+  text: string;
+  tail: Uint8Array | undefined;
+  callDeadline: number;
+  resolve: (r: HopResponse) => void;
+  reject: (e: QdpError) => void;
+  wait: Deadline | null;
+}
+
+interface Conn {
+  gen: number;
+  socket: Socket<Conn> | null;
+  outbox: Outbox | null;
+  ready: boolean;
+  closed: boolean;
+  /** Stop sending here: it answered MOVED (its users moved to a newer worker). */
+  retired: boolean;
+  nextId: number;
+  pending: Map<number, Pending>;
+  reader: FrameReader;
+}
+
+interface Slot {
+  addr: PeerAddress | null;
+  conn: Conn | null;
+  waiting: Job[];
+  retryDelay: number;
+  retryTimer: ReturnType<typeof setTimeout> | null;
+}
+
+export interface HopClientOptions {
+  self: number;
+  selfGen: number;
+  workers: number;
+  secret: string;
+  ownerWaitMs: number;
+  maxPending: number;
+  log: Logger;
+}
+
+export class HopClient {
+  private slots: Slot[];
+  private waits = new DeadlineQueue();
+  private callTimers = new DeadlineQueue();
+  /** Round-trip time of hopped calls, seconds. */
+  readonly latency = new Histogram();
+  private sweeper: ReturnType<typeof setInterval>;
+  hopsOut = 0;
+  ownerWaits = 0;
+  ownerUnavailable = 0;
+  private stopped = false;
+
+  constructor(private readonly o: HopClientOptions) {
+    this.slots = Array.from({ length: o.workers }, () => ({ addr: null, conn: null, waiting: [], retryDelay: 25, retryTimer: null }));
+    this.sweeper = setInterval(() => {
+      const now = Date.now();
+      this.waits.sweep(now);
+      this.callTimers.sweep(now);
+    }, 20);
+  }
+
+  /** Whether index `i` currently has an authenticated connection. */
+  isUp(i: number): boolean {
+    const c = this.slots[i]?.conn;
+    return !!c && c.ready && !c.retired;
+  }
+
+  /** The generation this worker believes serves index `i`. */
+  genOf(i: number): number | undefined {
+    return this.slots[i]?.addr?.gen;
+  }
+
+  /** Where each index's worker listens (from the supervisor). A newer generation replaces the connection. */
+  setPeers(peers: PeerAddress[]): void {
+    for (const p of peers) {
+      const slot = this.slots[p.index];
+      if (!slot) continue;
+      // The own index matters only when a newer worker replaces this one (hand-off).
+      if (p.index === this.o.self && p.gen === this.o.selfGen) continue;
+      if (slot.addr && slot.addr.gen >= p.gen && slot.addr.path === p.path) continue;
+      slot.addr = p;
+      const old = slot.conn;
+      slot.conn = null;
+      // Let the old connection finish what it has in flight, then close it.
+      if (old) retire(old);
+      this.connect(p.index);
+    }
+  }
+
+  /**
+   * Sends a frame to index `i` and resolves with its answer. Waits for the index to be up
+   * (see the file comment); rejects OWNER_UNAVAILABLE, OVERLOADED or TIMEOUT.
+   */
+  request(i: number, type: FrameTypeId, text: string, tail: Uint8Array | undefined, callDeadline: number): Promise<HopResponse> {
+    return new Promise<HopResponse>((resolve, reject) => {
+      const job: Job = { type, text, tail, callDeadline, resolve, reject, wait: null };
+      this.dispatch(i, job, Date.now());
+    });
+  }
+
+  private dispatch(i: number, job: Job, waitFrom: number): void {
+    const slot = this.slots[i]!;
+    const c = slot.conn;
+    if (c && c.ready && !c.retired) {
+      this.sendOn(i, c, job);
+      return;
+    }
+    if (this.stopped) {
+      job.reject(unavailable(i, "this worker is stopping"));
+      return;
+    }
+    // Owner not reachable now: wait for it, bounded by QDP_OWNER_WAIT_MS and the deadline.
+    this.ownerWaits++;
+    const until = Math.min(waitFrom + this.o.ownerWaitMs, job.callDeadline);
+    job.wait = this.waits.add(until, () => {
+      const idx = slot.waiting.indexOf(job);
+      if (idx >= 0) slot.waiting.splice(idx, 1);
+      this.ownerUnavailable++;
+      job.reject(unavailable(i, `worker ${i} is not available`));
+    });
+    slot.waiting.push(job);
+    if (!slot.conn && !slot.retryTimer && slot.addr) this.connect(i);
+  }
+
+  private sendOn(i: number, c: Conn, job: Job): void {
+    if (c.pending.size >= this.o.maxPending) {
+      job.reject(new QdpError("OVERLOADED", `too many calls in flight to worker ${i}`));
+      return;
+    }
+    const id = (c.nextId = (c.nextId + 1) >>> 0 || 1);
+    if (!c.outbox!.send(job.type, id, job.text, job.tail)) {
+      job.reject(new QdpError("OVERLOADED", `hop buffer to worker ${i} is full`));
+      return;
+    }
+    this.hopsOut++;
+    const started = performance.now();
+    const resolve = job.resolve;
+    job.resolve = (r) => {
+      this.latency.observe((performance.now() - started) / 1000);
+      resolve(r);
+    };
+    const timer = this.callTimers.add(job.callDeadline + 500, () => {
+      c.pending.delete(id);
+      job.reject(new QdpError("TIMEOUT", `worker ${i} did not answer before the deadline`));
+    });
+    c.pending.set(id, { job, timer });
+  }
+
+  private flushWaiting(i: number): void {
+    const slot = this.slots[i]!;
+    const jobs = slot.waiting;
+    slot.waiting = [];
+    for (const job of jobs) {
+      if (job.wait) {
+        if (job.wait.done) continue;
+        job.wait.done = true;
+        job.wait = null;
+      }
+      this.dispatch(i, job, Date.now());
+    }
+  }
+
+  private connect(i: number): void {
+    const slot = this.slots[i]!;
+    const addr = slot.addr;
+    if (!addr || this.stopped || slot.conn) return;
+    const self = this;
+    const conn: Conn = {
+      gen: addr.gen,
+      socket: null,
+      outbox: null,
+      ready: false,
+      closed: false,
+      retired: false,
+      nextId: 0,
+      pending: new Map(),
+      reader: new FrameReader((type, id, payload) => self.onFrame(i, conn, type, id, payload)),
+    };
+    slot.conn = conn;
+    Bun.connect<Conn>({
+      unix: addr.path,
+      data: conn,
+      socket: {
+        open(socket) {
+          conn.socket = socket;
+          conn.outbox = new Outbox(socket);
+          if (conn.retired) socket.end();
+        },
+        data(socket, chunk) {
+          try {
+            conn.reader.feed(chunk);
+          } catch (err) {
+            self.o.log.warn("hop: malformed stream from peer", { peer: i, err: String(err) });
+            socket.end();
+          }
+        },
+        drain() {
+          conn.outbox?.onDrain();
+        },
+        close() {
+          self.onClose(i, conn);
+        },
+        error(_socket, err) {
+          self.o.log.debug("hop: connection error", { peer: i, err: String(err) });
+        },
+      },
+    }).catch(() => this.onClose(i, conn));
+  }
+
+  private onFrame(i: number, conn: Conn, type: number, id: number, payload: Uint8Array): void {
+    if (!conn.ready) {
+      if (type !== FrameType.HELLO) return;
+      const msg = JSON.parse(decodeText(payload)) as { challenge?: string; ok?: boolean };
+      if (msg.challenge !== undefined) {
+        const mac = proveHello(this.o.secret, msg.challenge, this.o.self, this.o.selfGen);
+        conn.outbox!.send(FrameType.HELLO, 0, JSON.stringify({ index: this.o.self, gen: this.o.selfGen, mac }));
+      } else if (msg.ok) {
+        conn.ready = true;
+        const slot = this.slots[i]!;
+        slot.retryDelay = 25;
+        if (slot.conn === conn) this.flushWaiting(i);
+      }
+      return;
+    }
+    const p = conn.pending.get(id);
+    if (!p) return;
+    conn.pending.delete(id);
+    p.timer.done = true;
+    if (type === FrameType.MOVED) {
+      // The call did not run: that worker has handed this index to a newer one. Stop using
+      // the connection and let the call wait for the new owner like any call for a down owner.
+      conn.retired = true;
+      this.hopsOut--;
+      this.dispatch(i, p.job, Date.now());
+      maybeClose(conn);
+      return;
+    }
+    p.job.resolve({ type, payload });
+    if (conn.retired) maybeClose(conn);
+  }
+
+  private onClose(i: number, conn: Conn): void {
+    if (conn.closed) return;
+    conn.closed = true;
+    conn.outbox?.close();
+    // Calls already sent may or may not have run: never re-run them elsewhere or twice.
+    for (const p of conn.pending.values()) {
+      p.timer.done = true;
+      p.job.reject(unavailable(i, `worker ${i} went away during the call`));
+    }
+    conn.pending.clear();
+    const slot = this.slots[i]!;
+    if (slot.conn !== conn) return;
+    slot.conn = null;
+    if (this.stopped || !slot.addr) return;
+    // Redial with back-off; a newer address from the supervisor (setPeers) dials at once.
+    const delay = slot.retryDelay;
+    slot.retryDelay = Math.min(slot.retryDelay * 2, 500);
+    slot.retryTimer = setTimeout(() => {
+      slot.retryTimer = null;
+      this.connect(i);
+    }, delay);
+  }
+
+  /** Calls waiting for an owner, per index. */
+  waitingCounts(): number[] {
+    return this.slots.map((s) => s.waiting.length);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearInterval(this.sweeper);
+    for (const [i, slot] of this.slots.entries()) {
+      if (slot.retryTimer) clearTimeout(slot.retryTimer);
+      for (const job of slot.waiting) {
+        if (job.wait && !job.wait.done) {
+          job.wait.done = true;
+          job.reject(unavailable(i, "this worker is stopping"));
+        }
+      }
+      slot.waiting = [];
+      if (slot.conn) retire(slot.conn);
+    }
+  }
+}
+
+function unavailable(i: number, why: string): QdpError {
+  return new QdpError("OWNER_UNAVAILABLE", `owner of this user (worker ${i}) is unavailable: ${why}`, { retryAfter: 1 });
+}
+
+function retire(c: Conn): void {
+  c.retired = true;
+  maybeClose(c);
+}
+
+function maybeClose(c: Conn): void {
+  if (c.pending.size === 0 && !c.closed) c.socket?.end();
+  // A connection still dialling closes itself in `open` once it sees it is retired.
+}

@@ -1,0 +1,84 @@
+/**
+ * Decides where a call runs and gets its answer: here when this worker owns the user (or the
+ * call has no user), otherwise at the owner through the hop. Only the call travels — function,
+ * user, validated input bytes, request id, time left, replay check — never the HTTP request.
+ */
+import { QdpError, isErrorCode } from "../core/errors.ts";
+import { decodeText, FrameType, type CallHead } from "../core/frames.ts";
+import { ownerOf } from "../core/ownership.ts";
+import type { Call, Executor } from "./executor.ts";
+import type { HopClient } from "./hop-client.ts";
+
+export interface RoutedResult {
+  /** The output as JSON text. */
+  text: string;
+  /** Index of the worker that ran the handler. */
+  worker: number;
+}
+
+const encoder = new TextEncoder();
+
+export class Router {
+  /**
+   * False once this worker has started handing its index to a replacement during a rolling
+   * reload: from then on its own users' calls go to the replacement like any hop.
+   */
+  ownsIndex = true;
+  /** Calls run here (local or hopped in). */
+  localCalls = 0;
+
+  constructor(
+    readonly self: number,
+    readonly workers: number,
+    private readonly executor: Executor,
+    private readonly hop: HopClient,
+  ) {}
+
+  ownerOf(user: string): number {
+    return this.workers === 1 ? 0 : ownerOf(user, this.workers);
+  }
+
+  /**
+   * Runs the call at its owner. `inputBytes` is the input's JSON exactly as received, when the
+   * edge has it (POST /api/<funcNo>), so the hop does not serialise it again.
+   */
+  async call(call: Call, inputBytes?: Uint8Array): Promise<RoutedResult> {
+    const owner = call.user === null ? this.self : this.ownerOf(call.user);
+    if (owner === this.self && this.ownsIndex) {
+      this.localCalls++;
+      return { text: await this.executor.run(call), worker: this.self };
+    }
+    const head: CallHead = { f: call.service.def.funcNo, u: call.user, r: call.requestId, t: call.deadline - Date.now() };
+    if (call.replay) head.n = call.replay;
+    const tail = inputBytes ?? encoder.encode(JSON.stringify(call.input === undefined ? null : call.input));
+    const res = await this.hop.request(owner, FrameType.CALL, JSON.stringify(head) + "\n", tail, call.deadline);
+    return { text: replyText(res.type, res.payload), worker: owner };
+  }
+
+  /**
+   * Replay check of a signed call without a user. Such nonces are owned like user ids — by
+   * ownerOf(nonce) — so every worker asks the same place and a replay is seen cluster-wide.
+   */
+  async checkNonce(nonce: string, timestamp: number, deadline: number): Promise<void> {
+    const owner = this.ownerOf(nonce);
+    let verdict: string;
+    if (owner === this.self && this.ownsIndex) {
+      verdict = this.executor.replay.checkAndRemember(null, nonce, timestamp, Math.floor(Date.now() / 1000));
+    } else {
+      const res = await this.hop.request(owner, FrameType.NONCE, JSON.stringify([nonce, timestamp]), undefined, deadline);
+      verdict = JSON.parse(replyText(res.type, res.payload)) as string;
+    }
+    if (verdict === "replay") throw new QdpError("UNAUTHENTICATED", "nonce already used (replay)");
+    if (verdict === "full") throw new QdpError("OVERLOADED", "replay cache is full");
+  }
+}
+
+/** The text of a RESULT frame, or the QdpError an ERROR frame carries. */
+function replyText(type: number, payload: Uint8Array): string {
+  if (type === FrameType.RESULT) return decodeText(payload);
+  if (type === FrameType.ERROR) {
+    const e = JSON.parse(decodeText(payload)) as { code: unknown; message: string; details?: unknown; retryAfter?: number };
+    throw new QdpError(isErrorCode(e.code) ? e.code : "INTERNAL", e.message, { details: e.details, retryAfter: e.retryAfter });
+  }
+  throw new QdpError("INTERNAL", `unexpected hop reply type ${type}`);
+}

@@ -1,0 +1,167 @@
+/**
+ * The edge's work for one call, in the order that makes forged or bad traffic cheapest:
+ * in-flight limit → source address → size → body → signature → JSON → user → function →
+ * validation → replay → route. A call that fails any step never runs.
+ */
+import type { AllowList } from "../core/cidr.ts";
+import type { Config } from "../core/config.ts";
+import { QdpError, toQdpError } from "../core/errors.ts";
+import type { KeyRing } from "../core/keys.ts";
+import { checkUser, userFromHeader } from "../core/ownership.ts";
+import { decodeHeaderUtf8, verifyRequest, type VerifiedCall } from "../core/signing.ts";
+import type { Router } from "../affinity/router.ts";
+import { parseFuncNo, type Registry } from "../services/registry.ts";
+import type { Logger } from "../services/types.ts";
+import { errorResponse, okResponse, requestIdOf, type ResponseMeta } from "./responses.ts";
+
+export interface EdgeCounters {
+  /** HTTP requests finished by this edge (calls, health checks excluded). */
+  requests: number;
+  /** Calls in progress at this edge. */
+  inflight: number;
+  /** Error responses by code. */
+  errors: Record<string, number>;
+}
+
+export interface CallHandlerDeps {
+  index: number;
+  config: Pick<Config, "maxBody" | "timeoutMs" | "maxInflight">;
+  registry: Registry;
+  router: Router;
+  /** The UAP key ring; null = open development mode (no signing). */
+  keys: () => KeyRing | null;
+  allow: AllowList | null;
+  counters: EdgeCounters;
+  draining: () => boolean;
+  log: Logger;
+}
+
+const decoder = new TextDecoder();
+const EMPTY = new Uint8Array(0);
+
+/** Where the call came from: the envelope route or /api/<funcNo>. */
+export type CallRoute = { kind: "envelope" } | { kind: "api"; funcNo: string };
+
+export function createCallHandler(d: CallHandlerDeps) {
+  const { counters } = d;
+
+  return async function handleCall(request: Request, route: CallRoute, clientIp: string | null): Promise<Response> {
+    const meta: ResponseMeta = {
+      edge: d.index,
+      worker: d.index,
+      requestId: requestIdOf(request.headers.get("x-request-id"), d.index),
+      close: d.draining(),
+    };
+    if (counters.inflight >= d.config.maxInflight) {
+      counters.requests++;
+      return fail(new QdpError("OVERLOADED", `worker ${d.index} has ${counters.inflight} calls in flight`), meta);
+    }
+    counters.inflight++;
+    try {
+      const { funcNo, text } = await run(request, route, clientIp, meta);
+      return okResponse(funcNo, text, meta);
+    } catch (err) {
+      return fail(toQdpError(err), meta);
+    } finally {
+      counters.inflight--;
+      counters.requests++;
+    }
+  };
+
+  function fail(e: QdpError, meta: ResponseMeta): Response {
+    counters.errors[e.code] = (counters.errors[e.code] ?? 0) + 1;
+    if (e.code === "INTERNAL") d.log.error("call failed", { requestId: meta.requestId, err: e.cause ?? e });
+    return errorResponse(e, meta);
+  }
+
+  async function run(request: Request, route: CallRoute, clientIp: string | null, meta: ResponseMeta): Promise<{ funcNo: number; text: string }> {
+    const deadline = Date.now() + d.config.timeoutMs;
+    if (d.allow && !(clientIp !== null && d.allow.allows(clientIp))) {
+      throw new QdpError("FORBIDDEN", "source address not allowed");
+    }
+    const declared = request.headers.get("content-length");
+    if (declared !== null && Number(declared) > d.config.maxBody) throw tooLarge(d.config.maxBody);
+    const body = request.body === null ? EMPTY : new Uint8Array(await request.arrayBuffer());
+    if (body.length > d.config.maxBody) throw tooLarge(d.config.maxBody);
+
+    const rawUser = request.headers.get("x-qdp-user");
+    const keys = d.keys();
+    let verified: VerifiedCall | null = null;
+    if (keys !== null) {
+      const url = request.url;
+      const target = url.slice(url.indexOf("/", url.indexOf("//") + 2));
+      const h = request.headers;
+      verified = verifyRequest(
+        {
+          headers: { keyId: h.get("x-qdp-key-id"), timestamp: h.get("x-qdp-timestamp"), nonce: h.get("x-qdp-nonce"), signature: h.get("x-qdp-signature") },
+          method: request.method,
+          target,
+          user: rawUser === null ? null : (decodeHeaderUtf8(rawUser) ?? rawUser),
+          body,
+        },
+        keys,
+        Math.floor(Date.now() / 1000),
+      );
+    }
+
+    let data: unknown;
+    let funcNo: number | null;
+    let user = rawUser === null ? null : userFromHeader(rawUser);
+    // For /api the body is the input itself: its bytes go through the hop untouched.
+    let inputBytes: Uint8Array | undefined;
+    if (route.kind === "api") {
+      funcNo = parseFuncNo(route.funcNo);
+      if (funcNo === null) throw new QdpError("UNKNOWN_FUNCTION", `no function ${JSON.stringify(route.funcNo)}`);
+      data = body.length === 0 ? null : parseJson(body);
+      if (body.length > 0) inputBytes = body;
+    } else {
+      const env = parseJson(body);
+      if (typeof env !== "object" || env === null || Array.isArray(env)) throw new QdpError("BAD_JSON", "the envelope must be a JSON object");
+      const e = env as { funcNo?: unknown; userId?: unknown; data?: unknown };
+      funcNo = parseFuncNo(e.funcNo);
+      if (funcNo === null) {
+        throw new QdpError("VALIDATION", "funcNo must be a positive integer or a string of digits", {
+          details: [{ path: "/funcNo", message: e.funcNo === undefined ? "required" : "expected an integer" }],
+        });
+      }
+      if (e.userId !== undefined && e.userId !== null) {
+        const envUser = checkUser(e.userId);
+        if (user !== null && user !== envUser) throw new QdpError("USER_MISMATCH", "X-QDP-User and the envelope's userId differ");
+        user = envUser;
+      }
+      data = e.data === undefined ? null : e.data;
+    }
+    const service = d.registry.require(funcNo);
+    d.registry.validate(service, data);
+    if (service.def.stateful && user === null) throw new QdpError("USER_REQUIRED", `${service.def.name} is stateful: name a user in X-QDP-User or userId`);
+
+    // Replays: a call with a user is checked at its owner (before it runs there); one without
+    // a user at the owner of its nonce. Either way every worker consults the same place.
+    if (verified !== null && user === null) await d.router.checkNonce(verified.nonce, verified.timestamp, deadline);
+    const result = await d.router.call(
+      {
+        service,
+        user,
+        requestId: meta.requestId,
+        input: data,
+        deadline,
+        replay: verified !== null && user !== null ? [verified.nonce, verified.timestamp] : undefined,
+      },
+      inputBytes,
+    );
+    meta.worker = result.worker;
+    return { funcNo, text: result.text };
+  }
+}
+
+function parseJson(bytes: Uint8Array): unknown {
+  try {
+    return JSON.parse(decoder.decode(bytes));
+  } catch (err) {
+    throw new QdpError("BAD_JSON", `body is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+function tooLarge(max: number): QdpError {
+  return new QdpError("PAYLOAD_TOO_LARGE", `body larger than ${max} bytes`);
+}

@@ -1,0 +1,56 @@
+/**
+ * Prometheus text exposition of the cluster's stats: one sample per worker, labelled by index.
+ */
+import { LATENCY_BUCKETS, type HistogramData } from "./histogram.ts";
+import type { ClusterStats } from "../supervisor/supervisor.ts";
+
+function histogram(lines: string[], name: string, labels: string, h: HistogramData): void {
+  let acc = 0;
+  for (let i = 0; i < LATENCY_BUCKETS.length; i++) {
+    acc += h.buckets[i] ?? 0;
+    lines.push(`${name}_bucket{${labels},le="${LATENCY_BUCKETS[i]}"} ${acc}`);
+  }
+  lines.push(`${name}_bucket{${labels},le="+Inf"} ${h.count}`);
+  lines.push(`${name}_sum{${labels}} ${h.sum}`);
+  lines.push(`${name}_count{${labels}} ${h.count}`);
+}
+
+export function renderMetrics(s: ClusterStats): string {
+  const out: string[] = [];
+  const meta = (name: string, type: string, help: string) => out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+  meta("qdp_supervisor_uptime_seconds", "gauge", "Seconds since the supervisor started.");
+  out.push(`qdp_supervisor_uptime_seconds ${s.supervisor.uptimeSec}`);
+  meta("qdp_supervisor_reloads_total", "counter", "Rolling reloads completed.");
+  out.push(`qdp_supervisor_reloads_total ${s.supervisor.reloads}`);
+  const perWorker: Array<[string, string, string, (w: ClusterStats["workers"][number]) => number]> = [
+    ["qdp_worker_up", "gauge", "1 when the worker is ready.", (w) => (w.state === "ready" ? 1 : 0)],
+    ["qdp_requests_total", "counter", "Calls answered by the worker's edge.", (w) => w.requests],
+    ["qdp_hops_in_total", "counter", "Calls run for other workers' edges.", (w) => w.hopsIn],
+    ["qdp_hops_out_total", "counter", "Calls sent to their owner worker.", (w) => w.hopsOut],
+    ["qdp_inflight", "gauge", "Calls in progress at the worker's edge.", (w) => w.inflight],
+    ["qdp_executing", "gauge", "Calls running in the worker.", (w) => w.executing ?? 0],
+    ["qdp_rss_bytes", "gauge", "Resident memory of the worker.", (w) => w.rssBytes],
+    ["qdp_restarts_total", "counter", "Times the worker's index was respawned after dying.", (w) => w.restarts],
+    ["qdp_sessions", "gauge", "User sessions held by the worker.", (w) => w.sessions ?? 0],
+    ["qdp_owner_waits_total", "counter", "Calls that waited for their owner to come up.", (w) => w.ownerWaits ?? 0],
+    ["qdp_owner_unavailable_total", "counter", "Calls answered 503 OWNER_UNAVAILABLE.", (w) => w.ownerUnavailable ?? 0],
+    ["qdp_waiting_for_owner", "gauge", "Calls waiting for their owner now.", (w) => w.waitingForOwner ?? 0],
+  ];
+  for (const [name, type, help, get] of perWorker) {
+    meta(name, type, help);
+    for (const w of s.workers) out.push(`${name}{worker="${w.index}"} ${get(w)}`);
+  }
+  meta("qdp_errors_total", "counter", "Error responses by code.");
+  for (const w of s.workers) for (const [code, n] of Object.entries(w.errors ?? {})) out.push(`qdp_errors_total{worker="${w.index}",code="${code}"} ${n}`);
+  meta("qdp_hop_latency_seconds", "histogram", "Round-trip time of hopped calls, seen from the edge.");
+  for (const w of s.workers) if (w.hopLatency) histogram(out, "qdp_hop_latency_seconds", `worker="${w.index}"`, w.hopLatency);
+  meta("qdp_upstream_latency_seconds", "histogram", "Latency of upstream HTTP calls made by services.");
+  for (const w of s.workers) {
+    for (const [name, u] of Object.entries(w.upstream ?? {})) histogram(out, "qdp_upstream_latency_seconds", `worker="${w.index}",upstream="${name.replace(/["\\\n]/g, "_")}"`, u.latency);
+  }
+  meta("qdp_upstream_errors_total", "counter", "Upstream calls that failed or timed out.");
+  for (const w of s.workers) {
+    for (const [name, u] of Object.entries(w.upstream ?? {})) out.push(`qdp_upstream_errors_total{worker="${w.index}",upstream="${name.replace(/["\\\n]/g, "_")}"} ${u.errors + u.timeouts}`);
+  }
+  return out.join("\n") + "\n";
+}

@@ -1,0 +1,317 @@
+/**
+ * The supervisor: spawns QDP_WORKERS workers with stable indices, respawns a dead one at the
+ * same index (so ownership never moves because of a crash), rolls a reload one index at a time,
+ * stops gracefully, and serves the loopback stats. It does no request work: a worker never
+ * needs it to serve a call.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdirSync } from "node:fs";
+import type { Subprocess } from "bun";
+import type { PeerAddress } from "../affinity/hop-client.ts";
+import type { Config } from "../core/config.ts";
+import type { Logger } from "../services/types.ts";
+import type { FromWorker, ToWorker } from "../worker/ipc.ts";
+import type { WorkerStats } from "../worker/stats.ts";
+import { startStatsServer } from "./stats-server.ts";
+
+const WORKER_ENTRY = new URL("../worker/worker.ts", import.meta.url).pathname;
+
+/** A worker that lived less than this before dying counts as a crash loop. */
+const STABLE_AFTER_MS = 10_000;
+const MAX_BACKOFF_MS = 30_000;
+
+type Proc = Subprocess<"ignore", "inherit", "inherit">;
+
+interface Slot {
+  index: number;
+  proc: Proc | null;
+  gen: number;
+  state: "starting" | "ready" | "restarting" | "stopped";
+  hopPath: string;
+  startedAt: number;
+  restarts: number;
+  crashStreak: number;
+  /** Counters of earlier processes of this index, so totals survive restarts. */
+  carried: { requests: number; hopsIn: number; hopsOut: number };
+  last: WorkerStats | null;
+  readyWaiters: Array<(ok: boolean) => void>;
+}
+
+export interface ClusterStats {
+  supervisor: { pid: number; uptimeSec: number; reloads: number; port: number; statsPort: number; workers: number };
+  workers: Array<
+    { index: number; pid: number | null; state: string; requests: number; hopsIn: number; hopsOut: number; inflight: number; rssBytes: number; restarts: number } & Partial<
+      Omit<WorkerStats, "index" | "pid" | "state" | "requests" | "hopsIn" | "hopsOut" | "inflight" | "rssBytes">
+    >
+  >;
+}
+
+export async function runSupervisor(config: Config, log: Logger): Promise<void> {
+  const started = Date.now();
+  const secret = randomBytes(32).toString("hex");
+  mkdirSync(config.runtimeDir, { recursive: true, mode: 0o700 });
+  let genCounter = 0;
+  let reloads = 0;
+  let stopping = false;
+  let reloading: Promise<void> | null = null;
+  let reloadAgain = false;
+  /** Processes being replaced by a reload, still alive. */
+  const retiring = new Set<Proc>();
+  const stats = new Map<number, (s: WorkerStats) => void>();
+  let statsSeq = 0;
+
+  const slots: Slot[] = Array.from({ length: config.workers }, (_, index) => ({
+    index,
+    proc: null,
+    gen: 0,
+    state: "starting",
+    hopPath: "",
+    startedAt: 0,
+    restarts: 0,
+    crashStreak: 0,
+    carried: { requests: 0, hopsIn: 0, hopsOut: 0 },
+    last: null,
+    readyWaiters: [],
+  }));
+
+  function tell(p: Proc | null, m: ToWorker): void {
+    try {
+      p?.send(m);
+    } catch {}
+  }
+
+  function peers(): PeerAddress[] {
+    return slots.filter((s) => s.state === "ready").map((s) => ({ index: s.index, gen: s.gen, path: s.hopPath }));
+  }
+
+  function broadcastPeers(): void {
+    const m: ToWorker = { type: "peers", peers: peers() };
+    for (const s of slots) tell(s.proc, m);
+    for (const p of retiring) tell(p, m);
+  }
+
+  function spawn(slot: Slot, handoff: boolean): Proc {
+    const gen = ++genCounter;
+    const proc = Bun.spawn([process.execPath, WORKER_ENTRY], {
+      env: {
+        ...process.env,
+        QDP_PORT: String(config.port),
+        QDP_RUNTIME_DIR: config.runtimeDir,
+        QDP_WORKERS: String(config.workers),
+        QDP_WORKER_INDEX: String(slot.index),
+        QDP_WORKER_GEN: String(gen),
+        QDP_WORKER_HANDOFF: handoff ? "1" : "0",
+        QDP_CLUSTER_SECRET: secret,
+      },
+      stdio: ["ignore", "inherit", "inherit"],
+      serialization: "json",
+      ipc(message: FromWorker) {
+        onMessage(slot, proc, gen, message);
+      },
+      onExit(_p, code, signal) {
+        onExit(slot, proc, code, signal);
+      },
+    }) as Proc;
+    if (!handoff) {
+      slot.proc = proc;
+      slot.gen = gen;
+      slot.state = "starting";
+      slot.startedAt = Date.now();
+    }
+    return proc;
+  }
+
+  function onMessage(slot: Slot, proc: Proc, gen: number, m: FromWorker): void {
+    switch (m.type) {
+      case "ready":
+        if (slot.proc !== proc) {
+          // A reload's replacement: it becomes the index's process now.
+          if (slot.proc) retiring.add(slot.proc);
+          carry(slot);
+          slot.proc = proc;
+          slot.startedAt = Date.now();
+        }
+        slot.gen = gen;
+        slot.hopPath = m.hopPath;
+        slot.state = "ready";
+        log.info("worker ready", { index: slot.index, pid: proc.pid, gen });
+        broadcastPeers();
+        for (const w of slot.readyWaiters.splice(0)) w(true);
+        break;
+      case "stats":
+        stats.get(m.id)?.(m.stats);
+        break;
+      case "fatal":
+        log.error("worker failed to start", { index: slot.index, message: m.message });
+        break;
+    }
+  }
+
+  function carry(slot: Slot): void {
+    if (!slot.last) return;
+    slot.carried.requests += slot.last.requests;
+    slot.carried.hopsIn += slot.last.hopsIn;
+    slot.carried.hopsOut += slot.last.hopsOut;
+    slot.last = null;
+  }
+
+  function onExit(slot: Slot, proc: Proc, code: number | null, signal: number | null | string): void {
+    if (retiring.delete(proc)) return;
+    if (slot.proc !== proc) {
+      // A replacement that died before it was ready.
+      for (const w of slot.readyWaiters.splice(0)) w(false);
+      log.error("replacement worker died before it was ready", { index: slot.index, code, signal });
+      return;
+    }
+    if (stopping) {
+      slot.state = "stopped";
+      slot.proc = null;
+      return;
+    }
+    carry(slot);
+    slot.proc = null;
+    slot.state = "restarting";
+    slot.restarts++;
+    const lived = Date.now() - slot.startedAt;
+    slot.crashStreak = lived < STABLE_AFTER_MS ? slot.crashStreak + 1 : 1;
+    // First death: respawn at once (ownership waits on it). A crash loop backs off exponentially.
+    const delay = slot.crashStreak <= 1 ? 0 : Math.min(250 * 2 ** (slot.crashStreak - 2), MAX_BACKOFF_MS);
+    log.error("worker died; respawning at the same index", { index: slot.index, pid: proc.pid, code, signal, livedMs: lived, delayMs: delay });
+    broadcastPeers();
+    setTimeout(() => {
+      if (!stopping && slot.proc === null) spawn(slot, false);
+    }, delay);
+  }
+
+  function waitReady(slot: Slot, timeoutMs: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const t = setTimeout(() => resolve(false), timeoutMs);
+      slot.readyWaiters.push((ok) => {
+        clearTimeout(t);
+        resolve(ok);
+      });
+    });
+  }
+
+  function waitExit(proc: Proc, timeoutMs: number): Promise<boolean> {
+    return Promise.race([proc.exited.then(() => true), Bun.sleep(timeoutMs).then(() => false)]);
+  }
+
+  /** SIGHUP: replace each index in turn; never fewer than N-1 serving. */
+  async function reload(): Promise<void> {
+    log.info("rolling reload started");
+    for (const s of slots) tell(s.proc, { type: "reload-keys" });
+    for (const slot of slots) {
+      if (stopping) return;
+      const old = slot.proc;
+      if (!old || slot.state !== "ready") {
+        log.warn("skipping a worker that is not ready during reload", { index: slot.index });
+        continue;
+      }
+      const next = spawn(slot, true);
+      const ok = await waitReady(slot, Math.max(30_000, config.graceMs));
+      if (!ok) {
+        log.error("replacement did not become ready; keeping the old worker and stopping this reload", { index: slot.index });
+        next.kill("SIGKILL");
+        return;
+      }
+      // The replacement is now the index's process (see "ready"); the old one hands off and exits.
+      tell(old, { type: "handoff" });
+      if (!(await waitExit(old, config.graceMs * 2 + 5000))) {
+        log.warn("old worker did not exit in time; killing it", { index: slot.index, pid: old.pid });
+        old.kill("SIGKILL");
+      }
+    }
+    reloads++;
+    log.info("rolling reload finished", { reloads });
+  }
+
+  function requestReload(): void {
+    if (stopping) return;
+    if (reloading) {
+      reloadAgain = true;
+      return;
+    }
+    reloading = reload()
+      .catch((err) => log.error("reload failed", { err }))
+      .finally(() => {
+        reloading = null;
+        if (reloadAgain) {
+          reloadAgain = false;
+          requestReload();
+        }
+      });
+  }
+
+  async function collect(): Promise<ClusterStats> {
+    const id = ++statsSeq;
+    const answers = new Map<number, WorkerStats>();
+    const live = slots.filter((s) => s.proc);
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, 1000);
+      stats.set(id, (w) => {
+        answers.set(w.index, w);
+        if (answers.size >= live.length) {
+          clearTimeout(t);
+          resolve();
+        }
+      });
+      for (const s of live) tell(s.proc, { type: "stats", id });
+      if (live.length === 0) resolve();
+    });
+    stats.delete(id);
+    return {
+      supervisor: { pid: process.pid, uptimeSec: Math.round((Date.now() - started) / 1000), reloads, port: config.port, statsPort: config.statsPort, workers: config.workers },
+      workers: slots.map((s) => {
+        const w = answers.get(s.index);
+        if (w && s.proc && w.pid === s.proc.pid) s.last = w;
+        const base = { requests: s.carried.requests, hopsIn: s.carried.hopsIn, hopsOut: s.carried.hopsOut };
+        if (!w) {
+          return { index: s.index, pid: s.proc?.pid ?? null, state: s.state, requests: base.requests, hopsIn: base.hopsIn, hopsOut: base.hopsOut, inflight: 0, rssBytes: 0, restarts: s.restarts };
+        }
+        return {
+          ...w,
+          state: s.state === "ready" ? w.state : s.state,
+          requests: base.requests + w.requests,
+          hopsIn: base.hopsIn + w.hopsIn,
+          hopsOut: base.hopsOut + w.hopsOut,
+          restarts: s.restarts,
+          uptimeSec: Math.round((Date.now() - w.startedAt) / 1000),
+        };
+      }),
+    };
+  }
+
+  async function stop(signal: string): Promise<void> {
+    if (stopping) return;
+    stopping = true;
+    log.info("graceful stop", { signal, graceMs: config.graceMs });
+    const procs = [...slots.map((s) => s.proc), ...retiring].filter((p): p is Proc => p !== null);
+    for (const p of procs) tell(p, { type: "drain" });
+    const all = Promise.all(procs.map((p) => p.exited));
+    const done = await Promise.race([all.then(() => true), Bun.sleep(config.graceMs + 3000).then(() => false)]);
+    if (!done) {
+      log.warn("workers still running after the grace period; killing them");
+      for (const p of procs) p.kill("SIGKILL");
+      await all;
+    }
+    statsServer.stop(true);
+    log.info("supervisor stopped");
+  }
+
+  const statsServer = startStatsServer(config.statsPort, collect, log);
+  config.statsPort = statsServer.port!;
+
+  for (const slot of slots) spawn(slot, false);
+
+  process.on("SIGHUP", requestReload);
+  const finished = new Promise<void>((resolve) => {
+    const onStop = (sig: string) => () => void stop(sig).then(resolve);
+    process.on("SIGTERM", onStop("SIGTERM"));
+    process.on("SIGINT", onStop("SIGINT"));
+  });
+  log.info("supervisor started", { pid: process.pid, port: config.port, statsPort: config.statsPort, workers: config.workers, runtimeDir: config.runtimeDir });
+  const allReady = await Promise.all(slots.map((s) => waitReady(s, 30_000)));
+  if (allReady.every(Boolean)) log.info("cluster ready", { port: config.port, workers: config.workers });
+  await finished;
+}

@@ -1,0 +1,26 @@
+/**
+ * Messages between the supervisor and its workers (Bun's IPC channel). The supervisor never
+ * does request work and a worker never needs it to serve a call: these carry only life-cycle,
+ * peer addresses and stats.
+ */
+import type { PeerAddress } from "../affinity/hop-client.ts";
+import type { WorkerStats } from "./stats.ts";
+
+/** Supervisor → worker. */
+export type ToWorker =
+  | { type: "peers"; peers: PeerAddress[] }
+  | { type: "stats"; id: number }
+  /** Rolling reload: hand this index's sessions to the replacement, then drain and exit. */
+  | { type: "handoff" }
+  /** Graceful stop: drain and exit. */
+  | { type: "drain" }
+  /** Re-read QDP_UAP_KEYS_FILE. */
+  | { type: "reload-keys" };
+
+/** Worker → supervisor. */
+export type FromWorker =
+  | { type: "ready"; index: number; gen: number; hopPath: string }
+  | { type: "stats"; id: number; stats: WorkerStats }
+  | { type: "handed-off"; sessions: number }
+  | { type: "draining" }
+  | { type: "fatal"; message: string };
