@@ -1,0 +1,71 @@
+/** Median/min/max over rounds, and the aggregate row of one contender in one case. */
+import { errorCount, type WrkResult } from "./wrk.ts";
+
+export interface Spread {
+  median: number;
+  min: number;
+  max: number;
+}
+
+export function spread(values: number[]): Spread {
+  const v = values.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (!v.length) return { median: Number.NaN, min: Number.NaN, max: Number.NaN };
+  const mid = Math.floor(v.length / 2);
+  const median = v.length % 2 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2;
+  return { median, min: v[0]!, max: v[v.length - 1]! };
+}
+
+/** One wrk run of one contender in one case. */
+export interface RunRecord {
+  scenario: string;
+  caseId: string;
+  contenderId: string;
+  round: number;
+  result: WrkResult;
+  /** Peak RSS of the contender's whole process tree during the run. */
+  treeRssPeak?: number;
+  /** qdp only: peak of sum(workers[].rssBytes) from the stats endpoint. */
+  workersRssPeak?: number;
+}
+
+export interface Aggregate {
+  caseId: string;
+  contenderId: string;
+  rounds: number;
+  rps: Spread;
+  p50: Spread;
+  p99: Spread;
+  /** Error counters summed over all rounds. */
+  errors: { connect: number; read: number; write: number; timeout: number; status: number; total: number };
+  exhausted: number;
+  treeRss?: Spread;
+  workersRss?: Spread;
+}
+
+export function aggregate(records: RunRecord[]): Aggregate {
+  const first = records[0]!;
+  const sum = (f: (r: RunRecord) => number) => records.reduce((a, r) => a + f(r), 0);
+  const opt = (f: (r: RunRecord) => number | undefined): Spread | undefined => {
+    const v = records.map(f).filter((x): x is number => x !== undefined);
+    return v.length ? spread(v) : undefined;
+  };
+  return {
+    caseId: first.caseId,
+    contenderId: first.contenderId,
+    rounds: records.length,
+    rps: spread(records.map((r) => r.result.rps)),
+    p50: spread(records.map((r) => r.result.latency.p50)),
+    p99: spread(records.map((r) => r.result.latency.p99)),
+    errors: {
+      connect: sum((r) => r.result.errors.connect),
+      read: sum((r) => r.result.errors.read),
+      write: sum((r) => r.result.errors.write),
+      timeout: sum((r) => r.result.errors.timeout),
+      status: sum((r) => r.result.errors.status),
+      total: sum((r) => errorCount(r.result.errors)),
+    },
+    exhausted: sum((r) => r.result.exhausted),
+    treeRss: opt((r) => r.treeRssPeak),
+    workersRss: opt((r) => r.workersRssPeak),
+  };
+}

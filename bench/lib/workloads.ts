@@ -1,0 +1,56 @@
+/** The request mixes shared by the scenarios (bench/wrk/*.lua plus their arguments). */
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import type { Workload } from "./runner.ts";
+import { loadSigner, writeSignedFiles } from "./sign.ts";
+
+/** The small JSON body of the echo calls. */
+export const ECHO_BODY = '{"symbol":"ACME","qty":1,"note":"bench"}';
+export const QUOTE_BODY = '{"symbol":"X"}';
+export const USERS = 1000;
+
+/** The study's HTML hello. */
+export const hello: Workload = { method: "GET", path: "/uwsgi/", script: "get.lua", args: () => [] };
+
+/** JSON echo, no user (qdp: no hop). */
+export const echo: Workload = { method: "POST", path: "/api/1000", script: "post-json.lua", args: () => [ECHO_BODY] };
+
+/** `POST path` as one of 1,000 rotating users, drawn per request. */
+export function rotatingUsers(path: string, body: string): Workload {
+  return { method: "POST", path, script: "users.lua", args: () => [body, String(USERS), "u"] };
+}
+
+/** One signing key for the signed qdp server, fresh per benchmark run. */
+export const BENCH_KEY = { keyId: "bench", secret: randomBytes(24).toString("base64url") };
+
+/**
+ * Signed echo as 1,000 rotating users. Right before each run it writes enough signed header
+ * sets for 1.5 × the fastest rate seen so far in this case (at least 60k/s) × duration, split
+ * per wrk thread, in a temp dir that `tmpRoot` cleans up.
+ */
+export function signedUsers(tmpRoot: string, log: (line: string) => void): Workload {
+  let previous: string | undefined;
+  return {
+    method: "POST",
+    path: "/api/1000",
+    script: "signed.lua",
+    async args({ c, estRps }) {
+      if (c.durationSec > 240) throw new Error("signed runs must fit the server's 300 s timestamp window: use --duration <= 240");
+      const { sign, source } = await loadSigner();
+      const rate = Math.max(60_000, estRps);
+      const perThread = Math.ceil((rate * c.durationSec * 1.5) / c.threads);
+      // The previous run's files are spent (their nonces were accepted): free the disk.
+      if (previous) rmSync(previous, { recursive: true, force: true });
+      const dir = mkdtempSync(join(tmpRoot, "signed-"));
+      previous = dir;
+      const t0 = performance.now();
+      const prefix = await writeSignedFiles(
+        { dir, threads: c.threads, perThread, keyId: BENCH_KEY.keyId, secret: BENCH_KEY.secret, target: "/api/1000", body: ECHO_BODY, users: USERS },
+        sign,
+      );
+      log(`signed ${perThread * c.threads} header sets in ${Math.round(performance.now() - t0)} ms with ${source}`);
+      return [ECHO_BODY, prefix, BENCH_KEY.keyId];
+    },
+  };
+}

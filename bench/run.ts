@@ -1,0 +1,97 @@
+/**
+ * `bun run bench` — the side-by-side benchmark. See docs/benchmarks.md.
+ *
+ *   bun bench/run.ts [A] [B] [C] [--rounds N] [--duration S] [--b-duration S] [--quick]
+ *                    [--only id,id] [--no-mongo] [--nginx-workers auto|N] [--cooldown S]
+ *
+ * Installs what it needs from Debian's packages, starts every contender on free loopback
+ * ports, alternates the contenders round-robin, and stops everything it started (also on
+ * Ctrl-C). Results: bench/results/{A,B,C,summary,machine}.md and {A,B,C}.svg
+ * (bench/results/quick/ for --quick).
+ */
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { ensureDeps } from "./lib/deps.ts";
+import { writeMachine } from "./lib/machine.ts";
+import { cleanupAll, installSignalHandlers, makeTempDir } from "./lib/procs.ts";
+import { RESULTS_DIR, setResultsDir } from "./lib/report.ts";
+import { runScenario, type ScenarioPlan, type ScenarioResult } from "./lib/runner.ts";
+import { qdpAvailable, type ServerContext } from "./lib/servers.ts";
+import { writeSummary } from "./lib/summary.ts";
+import { planA, reportA } from "./scenarios/a.ts";
+import { planB, reportB } from "./scenarios/b.ts";
+import { planC, reportC } from "./scenarios/c.ts";
+
+const { values, positionals } = parseArgs({
+  args: Bun.argv.slice(2),
+  allowPositionals: true,
+  options: {
+    rounds: { type: "string" },
+    duration: { type: "string" },
+    "b-duration": { type: "string" },
+    quick: { type: "boolean", default: false },
+    only: { type: "string" },
+    "no-mongo": { type: "boolean", default: false },
+    "nginx-workers": { type: "string", default: "auto" },
+    cooldown: { type: "string" },
+    help: { type: "boolean", short: "h", default: false },
+  },
+});
+
+if (values.help) {
+  console.log(`usage: bun bench/run.ts [A] [B] [C] [--rounds N] [--duration S] [--b-duration S] [--quick]
+                    [--only id,id] [--no-mongo] [--nginx-workers auto|N] [--cooldown S]
+  A  the study's echo/hello at -c500 and -c5000        (default: all three scenarios)
+  B  slow business call, C = 2,000 and 10,000 callers
+  C  per-hop latency at -c10
+  --quick       1 round, 3 s runs (B: 9 s, C = 500 and 2,000); results in bench/results/quick/
+  --only        contender ids, e.g. study,node,bun,qdp-users (see docs/benchmarks.md)`);
+  process.exit(0);
+}
+
+const quick = values.quick;
+const num = (v: string | undefined, dflt: number, name: string): number => {
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} wants a positive number, got ${v}`);
+  return n;
+};
+const rounds = Math.round(num(values.rounds, quick ? 1 : 3, "rounds"));
+const duration = num(values.duration, quick ? 3 : 10, "duration");
+// 20 s of load plus 1 s so that each caller's 5th 4-second call still lands in the window.
+const bDuration = num(values["b-duration"], quick ? 9 : 21, "b-duration");
+const cooldown = num(values.cooldown, quick ? 1 : 2, "cooldown");
+const scenarios = (positionals.length ? positionals : ["A", "B", "C"]).map((s) => s.toUpperCase());
+for (const s of scenarios) if (!["A", "B", "C"].includes(s)) throw new Error(`unknown scenario ${s} (A, B or C)`);
+const only = values.only?.split(",").map((s) => s.trim());
+
+installSignalHandlers();
+try {
+  ensureDeps();
+  if (quick) setResultsDir(join(RESULTS_DIR, "quick"));
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  writeMachine(RESULTS_DIR, values["nginx-workers"]);
+  const tmp = makeTempDir("qdp-bench");
+  const ctx: ServerContext = { tmp, nginxWorkers: values["nginx-workers"] };
+  const log = (line: string) => console.log(`  ${line}`);
+  if (!qdpAvailable()) console.log("note: src/main.ts is missing — the qdp-server rows will be reported as skipped");
+  console.log(`rounds ${rounds}, duration ${duration} s (B: ${bDuration} s), cooldown ${cooldown} s, scenarios ${scenarios.join(" ")}`);
+
+  const plans: Array<[ScenarioPlan, (r: ScenarioResult) => void]> = [];
+  for (const s of scenarios) {
+    if (s === "A") plans.push([planA({ durationSec: duration, quick, tmp, log }), reportA]);
+    if (s === "B") plans.push([planB({ durationSec: bDuration, quick, tmp, log, mongo: !values["no-mongo"] }), reportB]);
+    if (s === "C") plans.push([planC({ durationSec: duration, quick, tmp, log }), reportC]);
+  }
+  for (const [plan, report] of plans) {
+    if (only) plan.contenders = plan.contenders.filter((c) => only.includes(c.id));
+    if (!plan.contenders.length) continue;
+    console.log(`\n=== Scenario ${plan.id}: ${plan.title} ===`);
+    report(await runScenario(plan, { rounds, cooldownSec: cooldown, ctx }));
+  }
+  writeSummary();
+  console.log(`\nresults in ${RESULTS_DIR}`);
+} finally {
+  await cleanupAll();
+}
