@@ -2,7 +2,7 @@
  * `bun run bench` — the side-by-side benchmark. See docs/benchmarks.md.
  *
  *   bun bench/run.ts [A] [B] [C] [--rounds N] [--duration S] [--b-duration S] [--quick]
- *                    [--only id,id] [--no-mongo] [--nginx-workers auto|N] [--cooldown S]
+ *                    [--only id,id] [--no-mongo] [--nginx-workers auto|N] [--cooldown S] [--warmup S]
  *
  * Installs what it needs from Debian's packages, starts every contender on free loopback
  * ports, alternates the contenders round-robin, and stops everything it started (also on
@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { ensureDeps } from "./lib/deps.ts";
 import { writeMachine } from "./lib/machine.ts";
-import { cleanupAll, installSignalHandlers, makeTempDir } from "./lib/procs.ts";
+import { cleanupAll, installSignalHandlers, makeTempDir, NOFILE } from "./lib/procs.ts";
 import { RESULTS_DIR, setResultsDir } from "./lib/report.ts";
 import { runScenario, type ScenarioPlan, type ScenarioResult } from "./lib/runner.ts";
 import { qdpAvailable, type ServerContext } from "./lib/servers.ts";
@@ -35,13 +35,14 @@ const { values, positionals } = parseArgs({
     "no-mongo": { type: "boolean", default: false },
     "nginx-workers": { type: "string", default: "auto" },
     cooldown: { type: "string" },
+    warmup: { type: "string" },
     help: { type: "boolean", short: "h", default: false },
   },
 });
 
 if (values.help) {
   console.log(`usage: bun bench/run.ts [A] [B] [C] [--rounds N] [--duration S] [--b-duration S] [--quick]
-                    [--only id,id] [--no-mongo] [--nginx-workers auto|N] [--cooldown S]
+                    [--only id,id] [--no-mongo] [--nginx-workers auto|N] [--cooldown S] [--warmup S]
   A  the study's echo/hello at -c500 and -c5000        (default: all three scenarios)
   B  slow business call, C = 2,000 and 10,000 callers
   C  per-hop latency at -c10
@@ -62,6 +63,7 @@ const duration = num(values.duration, quick ? 3 : 10, "duration");
 // 20 s of load plus 1 s so that each caller's 5th 4-second call still lands in the window.
 const bDuration = num(values["b-duration"], quick ? 9 : 21, "b-duration");
 const cooldown = num(values.cooldown, quick ? 1 : 2, "cooldown");
+const warmup = values.warmup === "0" ? 0 : num(values.warmup, quick ? 1 : 3, "warmup");
 const scenarios = (positionals.length ? positionals : ["A", "B", "C"]).map((s) => s.toUpperCase());
 for (const s of scenarios) if (!["A", "B", "C"].includes(s)) throw new Error(`unknown scenario ${s} (A, B or C)`);
 const only = values.only?.split(",").map((s) => s.trim());
@@ -76,7 +78,10 @@ try {
   const ctx: ServerContext = { tmp, nginxWorkers: values["nginx-workers"] };
   const log = (line: string) => console.log(`  ${line}`);
   if (!qdpAvailable()) console.log("note: src/main.ts is missing — the qdp-server rows will be reported as skipped");
-  console.log(`rounds ${rounds}, duration ${duration} s (B: ${bDuration} s), cooldown ${cooldown} s, scenarios ${scenarios.join(" ")}`);
+  console.log(
+    `rounds ${rounds}, duration ${duration} s (B: ${bDuration} s), warm-up ${warmup} s (not in B), cooldown ${cooldown} s, ` +
+      `fd limit ${NOFILE}, scenarios ${scenarios.join(" ")}`,
+  );
 
   const plans: Array<[ScenarioPlan, (r: ScenarioResult) => void]> = [];
   for (const s of scenarios) {
@@ -88,7 +93,7 @@ try {
     if (only) plan.contenders = plan.contenders.filter((c) => only.includes(c.id));
     if (!plan.contenders.length) continue;
     console.log(`\n=== Scenario ${plan.id}: ${plan.title} ===`);
-    report(await runScenario(plan, { rounds, cooldownSec: cooldown, ctx }));
+    report(await runScenario(plan, { rounds, warmupSec: plan.id === "B" ? 0 : warmup, cooldownSec: cooldown, ctx }));
   }
   writeSummary();
   console.log(`\nresults in ${RESULTS_DIR}`);

@@ -61,6 +61,8 @@ export interface ScenarioResult {
 
 export interface RunOptions {
   rounds: number;
+  /** Unrecorded run per contender and case before the rounds (JIT, pools, caches), seconds; 0 = none. */
+  warmupSec: number;
   cooldownSec: number;
   ctx: ServerContext;
 }
@@ -94,6 +96,27 @@ export async function runScenario(plan: ScenarioPlan, opts: RunOptions): Promise
     }
     const active = plan.contenders.filter((c) => running.has(c.server));
     for (const c of plan.cases) {
+      if (opts.warmupSec > 0) {
+        for (const contender of active) {
+          const srv = running.get(contender.server)!;
+          const w = { ...c, durationSec: opts.warmupSec };
+          try {
+            await runWrk({
+              url: `${srv.baseUrl}${contender.workload.path}`,
+              threads: c.threads,
+              connections: c.connections,
+              durationSec: w.durationSec,
+              timeoutSec: c.timeoutSec,
+              script: contender.workload.script,
+              scriptArgs: await contender.workload.args({ c: w, estRps: 0 }),
+            });
+          } catch (err) {
+            console.log(`  [${plan.id} ${c.id}] warm-up of ${contender.label} failed: ${err instanceof Error ? err.message : String(err)}`);
+          }
+        }
+        console.log(`  [${plan.id} ${c.id}] warmed up ${active.length} contender(s) for ${opts.warmupSec} s each (not recorded)`);
+        await Bun.sleep(opts.cooldownSec * 1000);
+      }
       for (let round = 0; round < opts.rounds; round++) {
         const order = active.map((_, i) => active[(i + round) % active.length]!);
         for (const contender of order) {

@@ -100,8 +100,13 @@ export class Executor {
     });
   }
 
-  async run(call: Call): Promise<string> {
-    if (!this.gateOpen) await this.awaitGate(call.deadline);
+  /**
+   * Runs a call; gives the output as JSON text (serialised here, so the hop passes it on
+   * untouched), or throws / rejects with a QdpError. A handler that answers synchronously
+   * costs no promise, timer or deadline entry.
+   */
+  run(call: Call): string | Promise<string> {
+    if (!this.gateOpen) return this.awaitGate(call.deadline).then(() => this.run(call));
     if (this.executing >= this.o.maxExecuting) {
       throw new QdpError("OVERLOADED", `worker ${this.o.worker} has ${this.executing} calls running`);
     }
@@ -116,15 +121,9 @@ export class Executor {
       if (call.user === null) throw new QdpError("USER_REQUIRED", `${def.name} is stateful and needs a user`);
       session = this.o.sessions.get(call.user, def.initSession ?? (() => ({})));
     }
-    this.executing++;
-    let controller: AbortController | undefined;
-    let rejectTimeout!: (e: QdpError) => void;
-    const timeout = new Promise<never>((_, reject) => (rejectTimeout = reject));
-    const deadline = this.deadlines.add(call.deadline, () => {
-      controller?.abort(new QdpError("TIMEOUT", "deadline passed"));
-      rejectTimeout(new QdpError("TIMEOUT", `${def.name} did not finish within the deadline`));
-    });
+    if (Date.now() >= call.deadline) throw new QdpError("TIMEOUT", "deadline passed before the call started");
     const o = this.o;
+    const abort: { controller: AbortController | null } = { controller: null };
     // The AbortController and the upstream client are built only if the handler asks for them.
     const ctx: ServiceContext<unknown, unknown> = {
       input: call.input,
@@ -138,36 +137,68 @@ export class Executor {
         return o.log.child({ requestId: call.requestId, funcNo: def.funcNo });
       },
       get signal() {
-        controller ??= new AbortController();
-        return controller.signal;
+        abort.controller ??= new AbortController();
+        return abort.controller.signal;
       },
       get upstream() {
-        controller ??= new AbortController();
-        return createUpstreamClient(controller.signal, { timeoutMs: o.upstreamTimeoutMs });
+        abort.controller ??= new AbortController();
+        return createUpstreamClient(abort.controller.signal, { timeoutMs: o.upstreamTimeoutMs });
       },
     };
+    this.executing++;
+    let result: unknown;
     try {
-      if (Date.now() >= call.deadline) throw new QdpError("TIMEOUT", "deadline passed before the call started");
-      const result = def.handler(ctx);
-      const output = result instanceof Promise ? await Promise.race([result, timeout]) : result;
-      const text = JSON.stringify(output === undefined ? null : output);
-      return text;
+      result = def.handler(ctx);
     } catch (err) {
-      const e = toQdpError(err);
-      if (e.code === "INTERNAL") o.log.error("handler failed", { requestId: call.requestId, funcNo: def.funcNo, err });
-      throw e;
+      this.finished();
+      throw this.failure(err, call);
+    }
+    if (!(result instanceof Promise)) {
+      this.finished();
+      return serialise(result);
+    }
+    return this.settle(result, call, abort);
+  }
+
+  /** The asynchronous path: race the handler against the call's deadline. */
+  private async settle(result: Promise<unknown>, call: Call, abort: { controller: AbortController | null }): Promise<string> {
+    const def = call.service.def;
+    let rejectTimeout!: (e: QdpError) => void;
+    const timeout = new Promise<never>((_, reject) => (rejectTimeout = reject));
+    const deadline = this.deadlines.add(call.deadline, () => {
+      abort.controller?.abort(new QdpError("TIMEOUT", "deadline passed"));
+      rejectTimeout(new QdpError("TIMEOUT", `${def.name} did not finish within the deadline`));
+    });
+    try {
+      return serialise(await Promise.race([result, timeout]));
+    } catch (err) {
+      throw this.failure(err, call);
     } finally {
       deadline.done = true;
-      this.executing--;
-      if (this.executing === 0 && this.idleWaiters.length > 0) {
-        const w = this.idleWaiters;
-        this.idleWaiters = [];
-        for (const f of w) f();
-      }
+      this.finished();
+    }
+  }
+
+  private failure(err: unknown, call: Call): QdpError {
+    const e = toQdpError(err);
+    if (e.code === "INTERNAL") this.o.log.error("handler failed", { requestId: call.requestId, funcNo: call.service.def.funcNo, err });
+    return e;
+  }
+
+  private finished(): void {
+    this.executing--;
+    if (this.executing === 0 && this.idleWaiters.length > 0) {
+      const w = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const f of w) f();
     }
   }
 
   close(): void {
     clearInterval(this.timer);
   }
+}
+
+function serialise(output: unknown): string {
+  return JSON.stringify(output === undefined ? null : output);
 }

@@ -15,6 +15,9 @@ export interface WritableSocket {
   end(): void;
 }
 
+/** Process-wide write counters of all outboxes (frames per write shows how well ticks batch). */
+export const outboxTotals = { frames: 0, writes: 0, bytes: 0 };
+
 export class Outbox {
   private writer = new FrameWriter();
   /** Bytes the kernel refused, waiting for `drain`. */
@@ -34,6 +37,7 @@ export class Outbox {
   send(type: FrameTypeId, id: number, text: string, tail?: Uint8Array): boolean {
     if (this.closed || this.buffered > this.maxBuffered) return false;
     this.writer.push(type, id, text, tail);
+    outboxTotals.frames++;
     if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(this.flush);
@@ -44,22 +48,22 @@ export class Outbox {
   private flush = (): void => {
     this.scheduled = false;
     if (this.closed || this.writer.size === 0) return;
-    const bytes = this.writer.take();
+    const bytes = this.writer.bytes();
     if (this.backlog.length > 0) {
-      this.backlog.push(bytes);
-      this.backlogBytes += bytes.length;
-      return;
+      this.keep(bytes);
+    } else {
+      outboxTotals.writes++;
+      outboxTotals.bytes += bytes.length;
+      const n = this.socket.write(bytes);
+      if (n < bytes.length) this.keep(bytes.subarray(Math.max(0, n)));
     }
-    this.writeOut(bytes);
+    // The writer's buffer is reused: whatever the kernel did not take was copied by keep().
+    this.writer.reset();
   };
 
-  private writeOut(bytes: Uint8Array): void {
-    const n = this.socket.write(bytes);
-    if (n < bytes.length) {
-      const rest = bytes.subarray(Math.max(0, n));
-      this.backlog.push(rest);
-      this.backlogBytes += rest.length;
-    }
+  private keep(bytes: Uint8Array): void {
+    this.backlog.push(bytes.slice());
+    this.backlogBytes += bytes.length;
   }
 
   /** Call from the socket's `drain` handler: writes what the kernel refused before. */

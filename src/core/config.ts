@@ -66,6 +66,8 @@ export interface Config {
   logLevel: LogLevel;
   /** `QDP_TUNE_SYSCTL`: `1` lets the supervisor turn on net.ipv4.tcp_migrate_req when it may. Default 1. */
   tuneSysctl: boolean;
+  /** `QDP_WORKER_BUN_ARGS`: extra Bun runtime flags for workers, space-separated (e.g. `--smol`, `--cpu-prof-md`). */
+  workerBunArgs: string[];
 }
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
@@ -202,7 +204,11 @@ export function loadConfig(env: Source, cpus: number, fileText?: string): Config
     demoServices: r.bool("QDP_DEMO_SERVICES", true),
     logLevel: "info",
     tuneSysctl: r.bool("QDP_TUNE_SYSCTL", true),
+    workerBunArgs: r.str("QDP_WORKER_BUN_ARGS", "").split(/\s+/).filter(Boolean),
   };
+  for (const a of config.workerBunArgs) {
+    if (!a.startsWith("-")) r.problems.push(`QDP_WORKER_BUN_ARGS: ${JSON.stringify(a)} is not a flag (expected Bun runtime flags like --smol)`);
+  }
   const level = r.str("QDP_LOG_LEVEL", "info");
   if (level === "debug" || level === "info" || level === "warn" || level === "error") config.logLevel = level;
   else r.problems.push(`QDP_LOG_LEVEL=${JSON.stringify(level)}: expected debug, info, warn or error`);
@@ -229,5 +235,5 @@ export const CONFIG_VARIABLES = [
   "QDP_UAP_KEYS", "QDP_UAP_KEYS_FILE", "QDP_ALLOW_CIDRS", "QDP_INSECURE", "QDP_UPSTREAM_A", "QDP_UPSTREAM_B",
   "QDP_UPSTREAM_TIMEOUT_MS", "QDP_MONGO_URL", "QDP_MONGO_POOL", "QDP_MONGO_W", "QDP_SESSION_MAX",
   "QDP_SESSION_TTL_S", "QDP_DIRECT_PORT_BASE", "QDP_HOP_MAX_PENDING", "QDP_NONCE_MAX", "QDP_DEMO_SERVICES",
-  "QDP_LOG_LEVEL", "QDP_TUNE_SYSCTL",
+  "QDP_LOG_LEVEL", "QDP_TUNE_SYSCTL", "QDP_WORKER_BUN_ARGS",
 ] as const;

@@ -39,7 +39,7 @@ const encoder = new TextEncoder();
 
 /**
  * Appends frames to one growing buffer, so a tick's frames leave in one `write`.
- * `take()` hands out the bytes and starts over.
+ * `bytes()` shows them and `reset()` starts over on the same buffer.
  */
 export class FrameWriter {
   private buf = new Uint8Array(64 * 1024);
@@ -78,14 +78,18 @@ export class FrameWriter {
     this.len = pos;
   }
 
-  /** The pending bytes (a copy-free view valid until the next push) and reset. */
-  take(): Uint8Array {
-    const out = this.buf.subarray(0, this.len);
-    // Hand the old buffer away and start a fresh one, so `out` stays valid while the socket holds it.
-    this.buf = new Uint8Array(Math.max(64 * 1024, Math.min(this.buf.length, 4 * 1024 * 1024)));
-    this.view = new DataView(this.buf.buffer);
+  /** The pending bytes: a view valid until the next push or reset. */
+  bytes(): Uint8Array {
+    return this.buf.subarray(0, this.len);
+  }
+
+  /** Starts over, reusing the buffer (shrunk back after a burst of large frames). */
+  reset(): void {
     this.len = 0;
-    return out;
+    if (this.buf.length > 4 * 1024 * 1024) {
+      this.buf = new Uint8Array(64 * 1024);
+      this.view = new DataView(this.buf.buffer);
+    }
   }
 }
 

@@ -49,8 +49,8 @@ export function createEdgeApp(d: EdgeAppDeps) {
     .get("/readyz", ({ request }) =>
       jsonResponse(d.ready() && !d.draining() ? 200 : 503, { ready: d.ready() && !d.draining(), worker: d.index, ...d.readyInfo() }, metaOf(request)),
     )
-    .post("/qdp", ({ request, server }) => handleCall(request, { kind: "envelope" }, server?.requestIP(request)?.address ?? null), { parse: "none" })
-    .post("/api/:funcNo", ({ request, params, server }) => handleCall(request, { kind: "api", funcNo: params.funcNo }, server?.requestIP(request)?.address ?? null), {
+    .post("/qdp", ({ request, server }) => handleCall(request, { kind: "envelope" }, () => server?.requestIP(request)?.address ?? null), { parse: "none" })
+    .post("/api/:funcNo", ({ request, params, server }) => handleCall(request, { kind: "api", funcNo: params.funcNo }, () => server?.requestIP(request)?.address ?? null), {
       parse: "none",
     });
   return app;

@@ -45,7 +45,7 @@ export type CallRoute = { kind: "envelope" } | { kind: "api"; funcNo: string };
 export function createCallHandler(d: CallHandlerDeps) {
   const { counters } = d;
 
-  return async function handleCall(request: Request, route: CallRoute, clientIp: string | null): Promise<Response> {
+  return async function handleCall(request: Request, route: CallRoute, clientIp: () => string | null): Promise<Response> {
     const meta: ResponseMeta = {
       edge: d.index,
       worker: d.index,
@@ -74,10 +74,11 @@ export function createCallHandler(d: CallHandlerDeps) {
     return errorResponse(e, meta);
   }
 
-  async function run(request: Request, route: CallRoute, clientIp: string | null, meta: ResponseMeta): Promise<{ funcNo: number; text: string }> {
+  async function run(request: Request, route: CallRoute, clientIp: () => string | null, meta: ResponseMeta): Promise<{ funcNo: number; text: string }> {
     const deadline = Date.now() + d.config.timeoutMs;
-    if (d.allow && !(clientIp !== null && d.allow.allows(clientIp))) {
-      throw new QdpError("FORBIDDEN", "source address not allowed");
+    if (d.allow) {
+      const ip = clientIp();
+      if (ip === null || !d.allow.allows(ip)) throw new QdpError("FORBIDDEN", "source address not allowed");
     }
     const declared = request.headers.get("content-length");
     if (declared !== null && Number(declared) > d.config.maxBody) throw tooLarge(d.config.maxBody);

@@ -92,7 +92,7 @@ export async function runSupervisor(config: Config, log: Logger): Promise<void> 
 
   function spawn(slot: Slot, handoff: boolean): Proc {
     const gen = ++genCounter;
-    const proc = Bun.spawn([process.execPath, WORKER_ENTRY], {
+    const proc = Bun.spawn([process.execPath, ...config.workerBunArgs, WORKER_ENTRY], {
       env: {
         ...process.env,
         QDP_PORT: String(config.port),

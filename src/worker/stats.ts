@@ -30,6 +30,9 @@ export interface WorkerStats {
   waitingForOwner: number;
   peersUp: number;
   hopLatency: HistogramData;
+  /** Hop frames sent and socket writes used for them (frames per write = batching). */
+  hopFrames: number;
+  hopWrites: number;
   errors: Record<string, number>;
   upstream: Record<string, { calls: number; errors: number; timeouts: number; latency: HistogramData }>;
 }

@@ -8,6 +8,7 @@ import { availableParallelism } from "node:os";
 import { Executor } from "../affinity/executor.ts";
 import { HopClient } from "../affinity/hop-client.ts";
 import { startHopServer, type HopReply } from "../affinity/hop-server.ts";
+import { outboxTotals } from "../affinity/outbox.ts";
 import { Router } from "../affinity/router.ts";
 import { SessionStore, type SessionSnapshot } from "../affinity/sessions.ts";
 import { createAllowList } from "../core/cidr.ts";
@@ -353,6 +354,8 @@ function collectStats(): WorkerStats {
     waitingForOwner: hop.waitingCounts().reduce((a, b) => a + b, 0),
     peersUp: peersUp(),
     hopLatency: hop.latency.toJSON(),
+    hopFrames: outboxTotals.frames,
+    hopWrites: outboxTotals.writes,
     errors: { ...counters.errors },
     upstream,
   };

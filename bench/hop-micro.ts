@@ -1,0 +1,78 @@
+/**
+ * Micro-benchmark of the hop alone: one process is both edge and owner over a real Unix
+ * socket, so the number is the CPU of both sides of a hopped call (client request, frame
+ * codec, owner execution of demo.echo, reply). Prints µs per call; no assertions.
+ *   bun bench/hop-micro.ts [calls=300000] [concurrency=500]
+ */
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { Executor } from "../src/affinity/executor.ts";
+import { HopClient } from "../src/affinity/hop-client.ts";
+import { startHopServer } from "../src/affinity/hop-server.ts";
+import { Router } from "../src/affinity/router.ts";
+import { SessionStore } from "../src/affinity/sessions.ts";
+import { decodeText, FrameType, splitCall } from "../src/core/frames.ts";
+import { ownerOf } from "../src/core/ownership.ts";
+import { createReplayCache } from "../src/core/replay-cache.ts";
+import { createLogger } from "../src/ops/logger.ts";
+import { buildRegistry } from "../src/services/index.ts";
+import { createSqliteStore } from "../src/stores/sqlite-store.ts";
+
+const total = Number(process.argv[2] ?? 300_000);
+const concurrency = Number(process.argv[3] ?? 500);
+const dir = mkdtempSync(`${tmpdir()}/qdp-hop-micro-`);
+const log = createLogger("warn");
+const registry = buildRegistry({ demo: true });
+const records = createSqliteStore({ dataDir: dir });
+const mkExec = (worker: number) =>
+  new Executor({
+    worker,
+    log,
+    records,
+    settings: { upstreamA: undefined, upstreamB: undefined },
+    sessions: new SessionStore(1000, 60_000),
+    replay: createReplayCache({ maxEntries: 1000 }),
+    maxExecuting: 1e9,
+    upstreamTimeoutMs: 1000,
+  });
+const owner = mkExec(1);
+const secret = "bench-secret";
+const path = `${dir}/w1.sock`;
+startHopServer({
+  path,
+  secret,
+  log,
+  async handle(type, payload) {
+    const { head, input } = splitCall(payload);
+    const text = await owner.run({
+      service: registry.require(head.f),
+      user: head.u,
+      requestId: head.r,
+      input: JSON.parse(decodeText(input)),
+      deadline: Date.now() + head.t,
+    });
+    return { type: FrameType.RESULT, text };
+  },
+});
+const hop = new HopClient({ self: 0, selfGen: 1, workers: 2, secret, ownerWaitMs: 3000, maxPending: 1e6, log });
+hop.setPeers([{ index: 1, gen: 2, path }]);
+const router = new Router(0, 2, mkExec(0), hop);
+// Users owned by worker 1, so every call hops.
+const users = Array.from({ length: 5000 }, (_, i) => `u${i}`).filter((u) => ownerOf(u, 2) === 1);
+const service = registry.require(1000);
+const body = new TextEncoder().encode('{"a":1}');
+
+async function worker(n: number) {
+  for (let i = 0; i < n; i++) {
+    await router.call({ service, user: users[i % users.length]!, requestId: `r${i}`, input: { a: 1 }, deadline: Date.now() + 30_000 }, body);
+  }
+}
+await worker(2000); // warm-up and connection set-up
+const cpu0 = process.cpuUsage();
+const t0 = performance.now();
+await Promise.all(Array.from({ length: concurrency }, () => worker(Math.floor(total / concurrency))));
+const wall = performance.now() - t0;
+const cpu = process.cpuUsage(cpu0);
+const calls = Math.floor(total / concurrency) * concurrency;
+console.log(`hop-micro: ${calls} calls, concurrency ${concurrency}: ${((cpu.user + cpu.system) / calls).toFixed(2)} µs CPU per hopped call (both sides), ${(calls / (wall / 1000)).toFixed(0)} calls/s`);
+process.exit(0);
