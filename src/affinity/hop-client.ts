@@ -27,13 +27,7 @@ export interface HopResponse {
   payload: Uint8Array;
 }
 
-interface Pending {
-  /** To re-queue after MOVED. */
-  job: Job;
-  /** Edge-side guard: answered TIMEOUT if the owner never replies (e.g. its loop is stuck). */
-  timer: Deadline;
-}
-
+/** One request: the same object waits for its owner, sits in `pending`, and is re-queued after MOVED. */
 interface Job {
   type: FrameTypeId;
   text: string;
@@ -42,6 +36,8 @@ interface Job {
   resolve: (r: HopResponse) => void;
   reject: (e: QdpError) => void;
   wait: Deadline | null;
+  /** performance.now() when sent, for the hop latency histogram. */
+  sentAt: number;
 }
 
 interface Conn {
@@ -53,7 +49,8 @@ interface Conn {
   /** Stop sending here: it answered MOVED (its users moved to a newer worker). */
   retired: boolean;
   nextId: number;
-  pending: Map<number, Pending>;
+  /** Sent, unanswered calls by id; insertion order is send order, so the oldest come first. */
+  pending: Map<number, Job>;
   reader: FrameReader;
 }
 
@@ -78,7 +75,6 @@ export interface HopClientOptions {
 export class HopClient {
   private slots: Slot[];
   private waits = new DeadlineQueue();
-  private callTimers = new DeadlineQueue();
   /** Round-trip time of hopped calls, seconds. */
   readonly latency = new Histogram();
   private sweeper: ReturnType<typeof setInterval>;
@@ -92,7 +88,7 @@ export class HopClient {
     this.sweeper = setInterval(() => {
       const now = Date.now();
       this.waits.sweep(now);
-      this.callTimers.sweep(now);
+      this.expireStuck(now);
     }, 20);
   }
 
@@ -130,7 +126,7 @@ export class HopClient {
    */
   request(i: number, type: FrameTypeId, text: string, tail: Uint8Array | undefined, callDeadline: number): Promise<HopResponse> {
     return new Promise<HopResponse>((resolve, reject) => {
-      const job: Job = { type, text, tail, callDeadline, resolve, reject, wait: null };
+      const job: Job = { type, text, tail, callDeadline, resolve, reject, wait: null, sentAt: 0 };
       this.dispatch(i, job, Date.now());
     });
   }
@@ -170,17 +166,25 @@ export class HopClient {
       return;
     }
     this.hopsOut++;
-    const started = performance.now();
-    const resolve = job.resolve;
-    job.resolve = (r) => {
-      this.latency.observe((performance.now() - started) / 1000);
-      resolve(r);
-    };
-    const timer = this.callTimers.add(job.callDeadline + 500, () => {
-      c.pending.delete(id);
-      job.reject(new QdpError("TIMEOUT", `worker ${i} did not answer before the deadline`));
-    });
-    c.pending.set(id, { job, timer });
+    job.sentAt = performance.now();
+    c.pending.set(id, job);
+  }
+
+  /**
+   * Edge-side guard for an owner that never answers (its loop stuck): calls past their deadline
+   * (plus slack for the owner's own TIMEOUT answer) are answered TIMEOUT here. Deadlines grow
+   * with send order, so each scan stops at the first call still in time.
+   */
+  private expireStuck(now: number): void {
+    for (const [i, slot] of this.slots.entries()) {
+      const c = slot.conn;
+      if (!c) continue;
+      for (const [id, job] of c.pending) {
+        if (job.callDeadline + 500 > now) break;
+        c.pending.delete(id);
+        job.reject(new QdpError("TIMEOUT", `worker ${i} did not answer before the deadline`));
+      }
+    }
   }
 
   private flushWaiting(i: number): void {
@@ -259,20 +263,20 @@ export class HopClient {
       }
       return;
     }
-    const p = conn.pending.get(id);
-    if (!p) return;
+    const job = conn.pending.get(id);
+    if (!job) return;
     conn.pending.delete(id);
-    p.timer.done = true;
     if (type === FrameType.MOVED) {
       // The call did not run: that worker has handed this index to a newer one. Stop using
       // the connection and let the call wait for the new owner like any call for a down owner.
       conn.retired = true;
       this.hopsOut--;
-      this.dispatch(i, p.job, Date.now());
+      this.dispatch(i, job, Date.now());
       maybeClose(conn);
       return;
     }
-    p.job.resolve({ type, payload });
+    this.latency.observe((performance.now() - job.sentAt) / 1000);
+    job.resolve({ type, payload });
     if (conn.retired) maybeClose(conn);
   }
 
@@ -281,10 +285,7 @@ export class HopClient {
     conn.closed = true;
     conn.outbox?.close();
     // Calls already sent may or may not have run: never re-run them elsewhere or twice.
-    for (const p of conn.pending.values()) {
-      p.timer.done = true;
-      p.job.reject(unavailable(i, `worker ${i} went away during the call`));
-    }
+    for (const job of conn.pending.values()) job.reject(unavailable(i, `worker ${i} went away during the call`));
     conn.pending.clear();
     const slot = this.slots[i]!;
     if (slot.conn !== conn) return;

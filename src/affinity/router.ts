@@ -4,7 +4,7 @@
  * user, validated input bytes, request id, time left, replay check — never the HTTP request.
  */
 import { QdpError, isErrorCode } from "../core/errors.ts";
-import { decodeText, FrameType, type CallHead } from "../core/frames.ts";
+import { decodeText, encodeCallHead, FrameType, type CallHead } from "../core/frames.ts";
 import { ownerOf } from "../core/ownership.ts";
 import type { Call, Executor } from "./executor.ts";
 import type { HopClient } from "./hop-client.ts";
@@ -51,7 +51,7 @@ export class Router {
     const head: CallHead = { f: call.service.def.funcNo, u: call.user, r: call.requestId, t: call.deadline - Date.now() };
     if (call.replay) head.n = call.replay;
     const tail = inputBytes ?? encoder.encode(JSON.stringify(call.input === undefined ? null : call.input));
-    const res = await this.hop.request(owner, FrameType.CALL, JSON.stringify(head) + "\n", tail, call.deadline);
+    const res = await this.hop.request(owner, FrameType.CALL, encodeCallHead(head), tail, call.deadline);
     return { text: replyText(res.type, res.payload), worker: owner };
   }
 

@@ -3,7 +3,7 @@
  *
  *   u32 length of the rest (big-endian) | u8 type | u32 call id | payload bytes
  *
- * Calls carry a small JSON head and the already-validated input as the exact JSON bytes the
+ * Calls carry a one-line head and the already-validated input as the exact JSON bytes the
  * edge received (no re-serialisation); results carry the handler's output as JSON text, which
  * the edge splices into the HTTP body without parsing it. The cost of a hop is JavaScript
  * object work, not syscalls (see HOP-NOTES.md), so the codec avoids objects where it can.
@@ -13,7 +13,7 @@
 export const FrameType = {
   /** Peer authentication: payload JSON {index, gen, nonce, mac}. */
   HELLO: 1,
-  /** A call: payload = JSON head + "\n" + input JSON. */
+  /** A call: payload = head line (encodeCallHead) + input JSON. */
   CALL: 2,
   /** A successful result: payload = output JSON text. */
   RESULT: 3,
@@ -147,9 +147,24 @@ export interface CallHead {
   n?: [string, number];
 }
 
+/**
+ * A call's head as one line of tab-separated fields: funcNo, ms left, request id, nonce,
+ * timestamp, user. None of them can hold a tab or a newline (user ids exclude control
+ * characters, request ids and nonces are printable ASCII without spaces), and splitting a short
+ * line is cheaper than building and parsing a JSON object per hop. An empty user is "no user"
+ * (a real user id is never empty).
+ */
+export function encodeCallHead(h: CallHead): string {
+  return `${h.f}\t${Math.max(0, Math.floor(h.t))}\t${h.r}\t${h.n ? h.n[0] : ""}\t${h.n ? h.n[1] : ""}\t${h.u ?? ""}\n`;
+}
+
 /** Splits a CALL payload into its head and the raw input JSON bytes. */
 export function splitCall(payload: Uint8Array): { head: CallHead; input: Uint8Array } {
   const nl = payload.indexOf(10);
   if (nl < 0) throw new Error("call frame without head separator");
-  return { head: JSON.parse(decoder.decode(payload.subarray(0, nl))) as CallHead, input: payload.subarray(nl + 1) };
+  const parts = decoder.decode(payload.subarray(0, nl)).split("\t");
+  if (parts.length !== 6) throw new Error("malformed call head");
+  const head: CallHead = { f: Number(parts[0]), t: Number(parts[1]), r: parts[2]!, u: parts[5] === "" ? null : parts[5]! };
+  if (parts[3] !== "") head.n = [parts[3]!, Number(parts[4])];
+  return { head, input: payload.subarray(nl + 1) };
 }

@@ -105,7 +105,7 @@ function errorReply(err: unknown): HopReply {
   return { type: FrameType.ERROR, text: JSON.stringify({ code: e.code, message: e.message, details: e.details, retryAfter: e.retryAfter }) };
 }
 
-async function onHopCall(payload: Uint8Array): Promise<HopReply> {
+function onHopCall(payload: Uint8Array): HopReply | Promise<HopReply> {
   if (!router.ownsIndex) return MOVED;
   hopsIn++;
   try {
@@ -116,19 +116,23 @@ async function onHopCall(payload: Uint8Array): Promise<HopReply> {
       log.error("hop: call for a user this worker does not own", { requestId: head.r });
       throw new QdpError("OWNER_UNAVAILABLE", "ownership disagreement between workers");
     }
-    const service = registry.require(head.f);
-    const text = await executor.run({
-      service,
+    const out = executor.run({
+      service: registry.require(head.f),
       user: head.u,
       requestId: head.r,
       input: input.length === 0 ? null : JSON.parse(decodeText(input)),
       deadline: Date.now() + head.t,
       replay: head.n,
     });
-    return { type: FrameType.RESULT, text };
+    // Synchronous handlers answer without a promise.
+    return typeof out === "string" ? { type: FrameType.RESULT, text: out } : out.then(resultReply, errorReply);
   } catch (err) {
     return errorReply(err);
   }
+}
+
+function resultReply(text: string): HopReply {
+  return { type: FrameType.RESULT, text };
 }
 
 async function onHopNonce(payload: Uint8Array): Promise<HopReply> {
