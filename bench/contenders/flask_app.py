@@ -23,10 +23,8 @@ UPSTREAM_A = os.environ.get("BENCH_UPSTREAM_A", "")
 UPSTREAM_B = os.environ.get("BENCH_UPSTREAM_B", "")
 MONGO_URL = os.environ.get("BENCH_MONGO_URL", "")
 
-# One pooled HTTP session per process, as a careful Flask app would do.
-_http = requests.Session()
-_http.mount("http://", requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=2000))
-
+# Plain `requests.get` per call (the simplest Flask + requests code). A process-wide requests.Session shared
+# by 1,000 greenlets fails here with urllib3 "Pool is closed" under load (pool races), so no pool.
 _records = None
 _memory_records = []
 if MONGO_URL:
@@ -42,8 +40,8 @@ def hello():
 
 def _quote(user, data):
     symbol = str((data or {}).get("symbol", ""))
-    a = _http.get(UPSTREAM_A, params={"symbol": symbol}, timeout=30).json()
-    b = _http.get(UPSTREAM_B, params={"symbol": symbol}, timeout=30).json()
+    a = requests.get(UPSTREAM_A, params={"symbol": symbol}, timeout=30).json()
+    b = requests.get(UPSTREAM_B, params={"symbol": symbol}, timeout=30).json()
     record = {"user": user, "symbol": symbol, "a": a, "b": b, "at": time.time()}
     if _records is not None:
         record_id = str(_records.insert_one(record).inserted_id)

@@ -165,12 +165,17 @@ export class Executor {
     const def = call.service.def;
     let rejectTimeout!: (e: QdpError) => void;
     const timeout = new Promise<never>((_, reject) => (rejectTimeout = reject));
+    let timedOut = false;
     const deadline = this.deadlines.add(call.deadline, () => {
-      abort.controller?.abort(new QdpError("TIMEOUT", "deadline passed"));
+      // Answer TIMEOUT first: a handler that settles as it sees the abort is still too late.
+      timedOut = true;
       rejectTimeout(new QdpError("TIMEOUT", `${def.name} did not finish within the deadline`));
+      abort.controller?.abort(new QdpError("TIMEOUT", "deadline passed"));
     });
     try {
-      return serialise(await Promise.race([result, timeout]));
+      const output = await Promise.race([result, timeout]);
+      if (timedOut) throw new QdpError("TIMEOUT", `${def.name} did not finish within the deadline`);
+      return serialise(output);
     } catch (err) {
       throw this.failure(err, call);
     } finally {
@@ -181,7 +186,10 @@ export class Executor {
 
   private failure(err: unknown, call: Call): QdpError {
     const e = toQdpError(err);
-    if (e.code === "INTERNAL") this.o.log.error("handler failed", { requestId: call.requestId, funcNo: call.service.def.funcNo, err });
+    if (e.code === "INTERNAL" && !e.logged) {
+      this.o.log.error("handler failed", { requestId: call.requestId, funcNo: call.service.def.funcNo, err });
+      e.logged = true;
+    }
     return e;
   }
 

@@ -78,7 +78,10 @@ function replyText(type: number, payload: Uint8Array): string {
   if (type === FrameType.RESULT) return decodeText(payload);
   if (type === FrameType.ERROR) {
     const e = JSON.parse(decodeText(payload)) as { code: unknown; message: string; details?: unknown; retryAfter?: number };
-    throw new QdpError(isErrorCode(e.code) ? e.code : "INTERNAL", e.message, { details: e.details, retryAfter: e.retryAfter });
+    const err = new QdpError(isErrorCode(e.code) ? e.code : "INTERNAL", e.message, { details: e.details, retryAfter: e.retryAfter });
+    // The owner logged it with its cause.
+    err.logged = true;
+    throw err;
   }
   throw new QdpError("INTERNAL", `unexpected hop reply type ${type}`);
 }

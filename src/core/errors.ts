@@ -48,6 +48,8 @@ export class QdpError extends Error {
   readonly details: unknown;
   /** Seconds for `Retry-After` (503s). */
   readonly retryAfter: number | undefined;
+  /** Set once the failure was logged with its cause, so it is logged once per call. */
+  logged = false;
 
   constructor(code: ErrorCode, message: string, options: { details?: unknown; retryAfter?: number; cause?: unknown } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });

@@ -70,7 +70,7 @@ export function createCallHandler(d: CallHandlerDeps) {
 
   function fail(e: QdpError, meta: ResponseMeta): Response {
     counters.errors[e.code] = (counters.errors[e.code] ?? 0) + 1;
-    if (e.code === "INTERNAL") d.log.error("call failed", { requestId: meta.requestId, err: e.cause ?? e });
+    if (e.code === "INTERNAL" && !e.logged) d.log.error("call failed", { requestId: meta.requestId, err: e.cause ?? e });
     return errorResponse(e, meta);
   }
 
