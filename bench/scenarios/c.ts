@@ -45,5 +45,7 @@ function delta(r: ScenarioResult, c: Case, id: string, p: "p50" | "p99"): string
   const base = find(r, c.id, "qdp-nohop");
   if (!base || id === "bun") return "–";
   const d = medianP(r, c, id, p) - medianP(r, c, "qdp-nohop", p);
-  return Number.isFinite(d) ? `${d >= 0 ? "+" : ""}${(d * 1000).toFixed(0)} µs` : "–";
+  if (!Number.isFinite(d)) return "–";
+  const sign = d >= 0 ? "+" : "−";
+  return Math.abs(d) >= 1 ? `${sign}${Math.abs(d).toFixed(2)} ms` : `${sign}${Math.abs(d * 1000).toFixed(0)} µs`;
 }
