@@ -38,7 +38,7 @@ interface Slot {
 }
 
 export interface ClusterStats {
-  supervisor: { pid: number; uptimeSec: number; reloads: number; port: number; statsPort: number; workers: number };
+  supervisor: { pid: number; uptimeSec: number; reloads: number; host: string; port: number; statsPort: number; workers: number; directPortBase: number | null };
   workers: Array<
     { index: number; pid: number | null; state: string; requests: number; hopsIn: number; hopsOut: number; inflight: number; rssBytes: number; restarts: number } & Partial<
       Omit<WorkerStats, "index" | "pid" | "state" | "requests" | "hopsIn" | "hopsOut" | "inflight" | "rssBytes">
@@ -261,7 +261,16 @@ export async function runSupervisor(config: Config, log: Logger): Promise<void> 
     });
     stats.delete(id);
     return {
-      supervisor: { pid: process.pid, uptimeSec: Math.round((Date.now() - started) / 1000), reloads, port: config.port, statsPort: config.statsPort, workers: config.workers },
+      supervisor: {
+        pid: process.pid,
+        uptimeSec: Math.round((Date.now() - started) / 1000),
+        reloads,
+        host: config.host,
+        port: config.port,
+        statsPort: config.statsPort,
+        workers: config.workers,
+        directPortBase: config.directPortBase ?? null,
+      },
       workers: slots.map((s) => {
         const w = answers.get(s.index);
         if (w && s.proc && w.pid === s.proc.pid) s.last = w;

@@ -50,12 +50,20 @@ function readKeys(): KeyRing | null {
 }
 let keys = readKeys();
 
+/** A start-up failure is reported in one log line and to the supervisor, never as a stack trace. */
+async function fatal(message: string): Promise<never> {
+  log.error(`worker cannot start: ${message}`);
+  send({ type: "fatal", message });
+  await flushLogs();
+  process.exit(1);
+}
+
 const records = await createRecordStore({
   mongoUrl: config.mongoUrl,
   mongoPool: config.mongoPool,
   mongoWriteConcern: config.mongoWriteConcern,
   dataDir: config.dataDir,
-});
+}).catch((err: Error) => fatal(err.message));
 const registry = buildRegistry({ demo: config.demoServices });
 const sessions = new SessionStore(config.sessionMax, config.sessionTtlS * 1000);
 const replay = createReplayCache({ maxEntries: config.nonceMax });
@@ -209,9 +217,10 @@ function peersUp(): number {
 const serveOptions = { hostname: config.host, reusePort: true, maxRequestBodySize: config.maxBody * 2 + 65536, idleTimeout: 60 } as const;
 const app = createEdgeApp(edgeDeps).listen({ ...serveOptions, port: config.port });
 const server = app.server!;
-setListenBacklog(config.port === 0 ? server.port! : config.port, config.backlog, log);
+setListenBacklog(server.port!, config.backlog, log);
 const direct =
   config.directPortBase === undefined ? null : createEdgeApp(edgeDeps).listen({ ...serveOptions, port: config.directPortBase + index }).server!;
+if (direct) setListenBacklog(direct.port!, config.backlog, log);
 
 if (state === "starting") state = "ready";
 log.info("worker listening", { port: server.port, direct: direct?.port, hop: hopPath, gen, takesOver });
