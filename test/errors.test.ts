@@ -79,7 +79,8 @@ describe("error catalogue", () => {
     const { codes } = contractCodes();
     for (const [code, status] of Object.entries(codes)) {
       expect({ code, known: isErrorCode(code) }).toEqual({ code, known: true });
-      expect({ code, status: ERROR_CATALOGUE[code as ErrorCode].status }).toEqual({ code, status });
+      const actual: number = ERROR_CATALOGUE[code as ErrorCode].status;
+      expect({ code, status: actual }).toEqual({ code, status });
     }
   });
 

@@ -166,7 +166,10 @@ export function loadConfig(env: Source, cpus: number, fileText?: string): Config
     }
     const merged: Source = {};
     for (const [k, v] of Object.entries(file)) {
-      if (!k.startsWith("QDP_")) throw new ConfigError([`QDP_CONFIG: unknown key ${JSON.stringify(k)} (keys are QDP_* variable names)`]);
+      // Only the variables we read: a typo (QDP_PROT) must stop start-up, not be silently ignored.
+      if (!(CONFIG_VARIABLES as readonly string[]).includes(k) || k === "QDP_CONFIG") {
+        throw new ConfigError([`QDP_CONFIG: unknown key ${JSON.stringify(k)} (keys are the QDP_* variable names in the README)`]);
+      }
       merged[k] = typeof v === "string" ? v : JSON.stringify(v);
     }
     src = { ...merged, ...Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== "")) };
