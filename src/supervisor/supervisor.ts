@@ -320,7 +320,7 @@ export async function runSupervisor(config: Config, log: Logger): Promise<void> 
     process.on("SIGINT", onStop("SIGINT"));
   });
   log.info("supervisor started", { pid: process.pid, port: config.port, statsPort: config.statsPort, workers: config.workers, runtimeDir: config.runtimeDir });
-  const allReady = await Promise.all(slots.map((s) => waitReady(s, 30_000)));
+  const allReady = await Promise.race([Promise.all(slots.map((s) => waitReady(s, 30_000))), finished.then(() => [false])]);
   if (allReady.every(Boolean)) log.info("cluster ready", { port: config.port, workers: config.workers });
   await finished;
 }

@@ -213,8 +213,15 @@ function peersUp(): number {
 }
 
 // Bun answers bodies past maxRequestBodySize itself; keep that well above QDP_MAX_BODY so our
-// own 413 with the contract's body is what callers see.
-const serveOptions = { hostname: config.host, reusePort: true, maxRequestBodySize: config.maxBody * 2 + 65536, idleTimeout: 60 } as const;
+// own 413 with the contract's body is what callers see. Bun also closes a connection whose
+// request shows no activity for idleTimeout seconds, pending handler included: keep it past
+// the call deadline (Bun's maximum is 255 s), so a slow call ends in our 504, not a cut socket.
+const serveOptions = {
+  hostname: config.host,
+  reusePort: true,
+  maxRequestBodySize: config.maxBody * 2 + 65536,
+  idleTimeout: Math.min(255, Math.max(60, Math.ceil(config.timeoutMs / 1000) + 10)),
+} as const;
 const app = createEdgeApp(edgeDeps).listen({ ...serveOptions, port: config.port });
 const server = app.server!;
 setListenBacklog(server.port!, config.backlog, log);
