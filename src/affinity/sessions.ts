@@ -60,7 +60,7 @@ export class SessionStore {
     let n = 0;
     // Oldest first: stop at the first one still fresh.
     for (const [user, e] of this.map) {
-      if (e.used > cutoff) break;
+      if (e.used >= cutoff) break;
       this.map.delete(user);
       n++;
     }
