@@ -22,7 +22,10 @@ export interface Workload {
   method: "GET" | "POST";
   path: string;
   script: string;
-  /** Static script arguments, or computed right before each run (signed requests). */
+  /**
+   * Static script arguments, or computed right before each run (signed requests). `estRps` is
+   * the fastest rate this contender reached so far in this case, warm-up included (0 = none yet).
+   */
   args: (run: { c: Case; estRps: number }) => Promise<string[]> | string[];
 }
 
@@ -95,13 +98,18 @@ export async function runScenario(plan: ScenarioPlan, opts: RunOptions): Promise
       }
     }
     const active = plan.contenders.filter((c) => running.has(c.server));
+    const fastest = new Map<string, number>();
+    const seen = (c: Case, contender: Contender, rps: number) => {
+      const key = `${c.id}/${contender.id}`;
+      fastest.set(key, Math.max(fastest.get(key) ?? 0, rps));
+    };
     for (const c of plan.cases) {
       if (opts.warmupSec > 0) {
         for (const contender of active) {
           const srv = running.get(contender.server)!;
           const w = { ...c, durationSec: opts.warmupSec };
           try {
-            await runWrk({
+            const { result } = await runWrk({
               url: `${srv.baseUrl}${contender.workload.path}`,
               threads: c.threads,
               connections: c.connections,
@@ -110,6 +118,7 @@ export async function runScenario(plan: ScenarioPlan, opts: RunOptions): Promise
               script: contender.workload.script,
               scriptArgs: await contender.workload.args({ c: w, estRps: 0 }),
             });
+            seen(c, contender, result.rps);
           } catch (err) {
             console.log(`  [${plan.id} ${c.id}] warm-up of ${contender.label} failed: ${err instanceof Error ? err.message : String(err)}`);
           }
@@ -125,8 +134,7 @@ export async function runScenario(plan: ScenarioPlan, opts: RunOptions): Promise
             skipped[contender.id] ??= `server ${contender.server} died during the run`;
             continue;
           }
-          const estRps = Math.max(0, ...records.filter((r) => r.caseId === c.id).map((r) => r.result.rps));
-          const args = await contender.workload.args({ c, estRps });
+          const args = await contender.workload.args({ c, estRps: fastest.get(`${c.id}/${contender.id}`) ?? 0 });
           const sampler = sampleRss(srv);
           try {
             const { result } = await runWrk({
@@ -140,6 +148,7 @@ export async function runScenario(plan: ScenarioPlan, opts: RunOptions): Promise
             });
             const rss = await sampler.stop();
             records.push({ scenario: plan.id, caseId: c.id, contenderId: contender.id, round, result, ...rss });
+            seen(c, contender, result.rps);
             const errs = errorCount(result.errors);
             console.log(
               `  [${plan.id} ${c.id} round ${round + 1}/${opts.rounds}] ${contender.label.padEnd(34)} ` +
