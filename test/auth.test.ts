@@ -115,6 +115,11 @@ describe("signed calls on a 2-worker cluster with keys k1, k2", () => {
     expect(q.body.data.count).toBe(4);
     expectUnauthenticated(await send(c.url, "/api/1001?x=1&y=%41", "{}", sig("/api/1001?x=1&y=A", "{}", { user: u })), /bad signature/);
     expect((await counter(c.url, u)).body.data.count).toBe(5);
+    // A unicode user id goes on the wire as UTF-8 and is signed as text.
+    const uni = `用户-é-${process.pid}`;
+    const x = await counter(c.url, uni);
+    expect(x.status).toBe(200);
+    expect(x.body.data.count).toBe(1);
   });
 
   // Each case: (user, base url) → the rejected request. The user has count 1 before it and must
@@ -246,6 +251,17 @@ describe("signed calls on a 2-worker cluster with keys k1, k2", () => {
     const e1 = await send(c.url, "/qdp", env, he);
     expect(e1.status).toBe(200);
     await replayUntilOtherEdge("/qdp", env, he, e1.edge!);
+  });
+
+  test("replay of an envelope call whose user is only in the body → 401 at either worker", async () => {
+    const u = freshUser("replay-env");
+    const env = JSON.stringify({ funcNo: 1001, userId: u, data: {} });
+    const h = sig("/qdp", env);
+    const first = await send(c.url, "/qdp", env, h);
+    expect(first.status).toBe(200);
+    expect(first.body.data.count).toBe(1);
+    await replayUntilOtherEdge("/qdp", env, h, first.edge!);
+    expect((await counter(c.url, u)).body.data.count).toBe(2);
   });
 
   test("the same nonce for two different users is two calls", async () => {
