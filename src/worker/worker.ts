@@ -50,6 +50,12 @@ function readKeys(): KeyRing | null {
 }
 let keys = readKeys();
 
+// Until the worker is up (the record store may take seconds to connect), a stop needs no drain.
+const stopWhileStarting = (m: ToWorker) => {
+  if (m.type === "drain") process.exit(0);
+};
+process.on("message", stopWhileStarting);
+
 /** A start-up failure is reported in one log line and to the supervisor, never as a stack trace. */
 async function fatal(message: string): Promise<never> {
   log.error(`worker cannot start: ${message}`);
@@ -310,6 +316,7 @@ async function handOff(): Promise<void> {
   send({ type: "handed-off", sessions: snap.length });
 }
 
+process.off("message", stopWhileStarting);
 process.on("message", (m: ToWorker) => {
   switch (m.type) {
     case "peers":
