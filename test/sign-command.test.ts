@@ -150,13 +150,13 @@ describe("qdp sign", () => {
   });
 
   test("as a process: bun src/ops/sign-command-main.ts", () => {
-    const ok = Bun.spawnSync(["bun", "src/ops/sign-command-main.ts", ...vectorArgs], {
+    const ok = Bun.spawnSync([process.execPath, "src/ops/sign-command-main.ts", ...vectorArgs], {
       cwd: join(import.meta.dir, ".."),
       env: { ...process.env, QDP_UAP_KEYS: `${v.keyId}:${secret}`, QDP_UAP_KEYS_FILE: "" },
     });
     expect(ok.exitCode).toBe(0);
     expect(ok.stdout.toString()).toContain(`X-QDP-Signature: ${v.signature}\n`);
-    const bad = Bun.spawnSync(["bun", "src/ops/sign-command-main.ts", "--nope"], { cwd: join(import.meta.dir, "..") });
+    const bad = Bun.spawnSync([process.execPath, "src/ops/sign-command-main.ts", "--nope"], { cwd: join(import.meta.dir, "..") });
     expect(bad.exitCode).toBe(2);
     expect(bad.stderr.toString()).toContain("unknown option --nope");
   });

@@ -2,7 +2,7 @@
  * Starts the real cluster (`bun src/main.ts`, the same entry as `bun run start`) on free ports,
  * waits until every worker is ready, and stops it. Every test that starts one stops it.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
@@ -138,11 +138,14 @@ export async function startCluster(opts: StartOptions = {}): Promise<Cluster> {
   return cluster;
 }
 
-/** Whether a pid is alive. */
+/**
+ * Whether a pid is a live process. A zombie (exited, not yet reaped — e.g. a worker whose
+ * supervisor was killed, waiting for init to reap it) holds no sockets and counts as gone.
+ */
 export function alive(pid: number): boolean {
   try {
-    process.kill(pid, 0);
-    return true;
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
   } catch {
     return false;
   }
