@@ -94,6 +94,11 @@ export async function runSupervisor(config: Config, log: Logger): Promise<void> 
     const gen = ++genCounter;
     const proc = Bun.spawn([process.execPath, ...config.workerBunArgs, WORKER_ENTRY], {
       env: {
+        // Bun's fetch runs at most 256 requests at once per process by default and queues the
+        // rest: with seconds-long upstream calls that caps a worker at 256 slow calls. Raise it
+        // to what QDP_MAX_INFLIGHT allows (each call may make a couple of upstream requests),
+        // unless the operator set it.
+        BUN_CONFIG_MAX_HTTP_REQUESTS: String(Math.min(65_535, Math.max(256, config.maxInflight * 2))),
         ...process.env,
         QDP_PORT: String(config.port),
         QDP_RUNTIME_DIR: config.runtimeDir,
