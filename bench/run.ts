@@ -9,14 +9,14 @@
  * Ctrl-C). Results: bench/results/{A,B,C,summary,machine}.md and {A,B,C}.svg
  * (bench/results/quick/ for --quick).
  */
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { ensureDeps } from "./lib/deps.ts";
 import { writeMachine } from "./lib/machine.ts";
 import { cleanupAll, installSignalHandlers, makeTempDir, NOFILE } from "./lib/procs.ts";
 import { RESULTS_DIR, setResultsDir } from "./lib/report.ts";
-import { runScenario, type ScenarioPlan, type ScenarioResult } from "./lib/runner.ts";
+import { reaggregate, runScenario, type ScenarioPlan, type ScenarioResult } from "./lib/runner.ts";
 import { qdpAvailable, type ServerContext } from "./lib/servers.ts";
 import { writeSummary } from "./lib/summary.ts";
 import { planA, reportA } from "./scenarios/a.ts";
@@ -36,6 +36,7 @@ const { values, positionals } = parseArgs({
     "nginx-workers": { type: "string", default: "auto" },
     cooldown: { type: "string" },
     warmup: { type: "string" },
+    render: { type: "boolean", default: false },
     help: { type: "boolean", short: "h", default: false },
   },
 });
@@ -47,7 +48,8 @@ if (values.help) {
   B  slow business call, C = 2,000 and 10,000 callers
   C  per-hop latency at -c10
   --quick       1 round, 3 s runs (B: 9 s, C = 500 and 2,000); results in bench/results/quick/
-  --only        contender ids, e.g. study,node,bun,qdp-users (see docs/benchmarks.md)`);
+  --only        contender ids, e.g. study,node,bun,qdp-users (see docs/benchmarks.md)
+  --render      no runs: rebuild tables, charts and summary from the saved <scenario>.raw.json`);
   process.exit(0);
 }
 
@@ -67,6 +69,20 @@ const warmup = values.warmup === "0" ? 0 : num(values.warmup, quick ? 1 : 3, "wa
 const scenarios = (positionals.length ? positionals : ["A", "B", "C"]).map((s) => s.toUpperCase());
 for (const s of scenarios) if (!["A", "B", "C"].includes(s)) throw new Error(`unknown scenario ${s} (A, B or C)`);
 const only = values.only?.split(",").map((s) => s.trim());
+
+const reports: Record<string, (r: ScenarioResult) => void> = { A: reportA, B: reportB, C: reportC };
+
+if (values.render) {
+  if (quick) setResultsDir(join(RESULTS_DIR, "quick"));
+  for (const s of scenarios) {
+    const path = join(RESULTS_DIR, `${s}.raw.json`);
+    if (!existsSync(path)) continue;
+    const saved = JSON.parse(readFileSync(path, "utf8")) as ScenarioResult;
+      reports[s]!(reaggregate(saved));
+  }
+  writeSummary();
+  process.exit(0);
+}
 
 installSignalHandlers();
 try {

@@ -37,7 +37,7 @@ export type ExtraColumn = { header: string; numeric?: boolean; value: (a: Aggreg
 
 /** The standard per-case table: throughput with spread, ratios, latency, errors, RSS. */
 export function caseTable(r: ScenarioResult, c: Case, extra: ExtraColumn[] = [], opts: { rss?: boolean } = {}): Table {
-  const headers = ["contender", "req/s (median)", "min–max", "× study", "× qdp no-hop", "p50 ms", "p99 ms", "errors (all rounds)"];
+  const headers = ["contender", "ok req/s (median)", "min–max", "× study", "× qdp no-hop", "p50 ms", "p99 ms", "errors (all rounds)"];
   const numeric = [false, true, true, true, true, true, true, false];
   if (opts.rss) {
     headers.push("peak RSS");
@@ -63,7 +63,9 @@ export function caseTable(r: ScenarioResult, c: Case, extra: ExtraColumn[] = [],
       fmt.ratio(ratio(a, find(r, c.id, contender.noHopRef))),
       fmt.ms(a.p50.median),
       fmt.ms(a.p99.median),
-      errorCell(a) + (a.exhausted ? ` ⚠ signed file exhausted ×${a.exhausted}` : ""),
+      errorCell(a) +
+        (a.errors.status ? ` — wrk counted ${fmt.int(a.wrkRps.median)} req/s with them` : "") +
+        (a.exhausted ? ` ⚠ signed file exhausted ×${a.exhausted}` : ""),
     ];
     if (opts.rss) row.push(fmt.mib(a.workersRss?.median ?? a.treeRss?.median));
     for (const x of extra) row.push(x.value(a, c, contender));

@@ -167,23 +167,28 @@ export async function runScenario(plan: ScenarioPlan, opts: RunOptions): Promise
     for (const srv of [...running.values()].reverse()) await srv.stop();
     await stopHelpers();
   }
-  const aggregates: Aggregate[] = [];
-  for (const c of plan.cases) {
-    for (const contender of plan.contenders) {
-      const rs = records.filter((r) => r.caseId === c.id && r.contenderId === contender.id);
-      if (rs.length) aggregates.push(aggregate(rs));
-    }
-  }
-  return {
+  return reaggregate({
     plan: { id: plan.id, title: plan.title, cases: plan.cases, contenders: plan.contenders },
     records,
-    aggregates,
+    aggregates: [],
     skipped,
     notes,
     startedAt,
     finishedAt: new Date().toISOString(),
     rounds: opts.rounds,
-  };
+  });
+}
+
+/** (Re)compute the aggregates from the records, e.g. of a saved `<scenario>.raw.json`. */
+export function reaggregate(r: ScenarioResult): ScenarioResult {
+  const aggregates: Aggregate[] = [];
+  for (const c of r.plan.cases) {
+    for (const contender of r.plan.contenders) {
+      const rs = r.records.filter((x) => x.caseId === c.id && x.contenderId === contender.id);
+      if (rs.length) aggregates.push(aggregate(rs));
+    }
+  }
+  return { ...r, aggregates };
 }
 
 /** Peak RSS of a server's process tree (and qdp's own worker figure) while a run lasts. */

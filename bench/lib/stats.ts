@@ -28,11 +28,23 @@ export interface RunRecord {
   workersRssPeak?: number;
 }
 
+/**
+ * Successful responses per second: wrk's own req/s counts every response, and a stack that
+ * answers 502 at once when its backlog is full would look faster for failing. Responses >= 400
+ * are reported as errors instead.
+ */
+export function okRps(r: WrkResult): number {
+  return r.durationSec > 0 ? Math.max(0, r.requests - r.errors.status) / r.durationSec : 0;
+}
+
 export interface Aggregate {
   caseId: string;
   contenderId: string;
   rounds: number;
+  /** Successful (status < 400) responses per second. */
   rps: Spread;
+  /** wrk's req/s, errors included. */
+  wrkRps: Spread;
   p50: Spread;
   p99: Spread;
   /** Error counters summed over all rounds. */
@@ -53,7 +65,8 @@ export function aggregate(records: RunRecord[]): Aggregate {
     caseId: first.caseId,
     contenderId: first.contenderId,
     rounds: records.length,
-    rps: spread(records.map((r) => r.result.rps)),
+    rps: spread(records.map((r) => okRps(r.result))),
+    wrkRps: spread(records.map((r) => r.result.rps)),
     p50: spread(records.map((r) => r.result.latency.p50)),
     p99: spread(records.map((r) => r.result.latency.p99)),
     errors: {

@@ -17,8 +17,8 @@ export const hello: Workload = { method: "GET", path: "/uwsgi/", script: "get.lu
 export const echo: Workload = { method: "POST", path: "/api/1000", script: "post-json.lua", args: () => [ECHO_BODY] };
 
 /** `POST path` as one of 1,000 rotating users, drawn per request. */
-export function rotatingUsers(path: string, body: string): Workload {
-  return { method: "POST", path, script: "users.lua", args: () => [body, String(USERS), "u"] };
+export function rotatingUsers(path: string, body: string, countStatuses = false): Workload {
+  return { method: "POST", path, script: countStatuses ? "users-status.lua" : "users.lua", args: () => [body, String(USERS), "u"] };
 }
 
 /** One signing key for the signed qdp server, fresh per benchmark run. */

@@ -26,6 +26,8 @@ export interface WrkResult {
   errors: WrkErrors;
   /** signed.lua only: wrap-arounds of a pre-signed header file (each one means replays). */
   exhausted: number;
+  /** Scripts with a response() hook only (users-status.lua): responses by status code. */
+  statuses?: Record<string, number>;
 }
 
 export interface WrkRun {
@@ -106,6 +108,11 @@ export function parseWrkOutput(out: string): WrkResult {
     };
     result.errors = { connect: j.connect!, read: j.read!, write: j.write!, timeout: j.timeout!, status: j.status! };
     result.exhausted = j.exhausted ?? 0;
+  }
+  const st = /^BENCH_STATUS (\{.*\})$/m.exec(out);
+  if (st) {
+    const statuses = JSON.parse(st[1]!) as Record<string, number>;
+    if (Object.keys(statuses).length) result.statuses = statuses;
   }
   return result;
 }

@@ -52,7 +52,8 @@ export function planB(o: BOptions): ScenarioPlan {
     durationSec: o.durationSec,
     timeoutSec: o.durationSec + 10,
   }));
-  const quote = rotatingUsers("/api/1002", QUOTE_BODY);
+  // Few, slow calls: affordable to count responses by status code.
+  const quote = rotatingUsers("/api/1002", QUOTE_BODY, true);
   const contenders: Contender[] = [
     { id: "study", label: "study: Flask+requests+pymongo/gevent", server: "study", workload: quote, studyRef: "study" },
     { id: "qdp", label: "qdp demo.quote (1,000 users)", server: "qdp", workload: quote, studyRef: "study", accent: true },
@@ -109,6 +110,17 @@ export function planB(o: BOptions): ScenarioPlan {
   };
 }
 
+/** "200×1234 504×56" summed over the rounds of one contender. */
+function statusCell(r: ScenarioResult, caseId: string, contenderId: string): string {
+  const sum: Record<string, number> = {};
+  for (const rec of r.records) {
+    if (rec.caseId !== caseId || rec.contenderId !== contenderId) continue;
+    for (const [code, n] of Object.entries(rec.result.statuses ?? {})) sum[code] = (sum[code] ?? 0) + n;
+  }
+  const parts = Object.entries(sum).map(([code, n]) => `${code}×${n}`);
+  return parts.length ? parts.join(" ") : "–";
+}
+
 export function reportB(r: ScenarioResult): void {
   const tables = r.plan.cases.map((c) => {
     const ideal = c.connections / CALL_SEC;
@@ -120,6 +132,7 @@ export function reportB(r: ScenarioResult): void {
         { header: "ideal C/4", value: () => fmt.int(ideal) },
         { header: "% of C/4", value: (a) => fmt.pct(a.rps.median / ideal) },
         { header: `% of window cap (${fmt.int(cap)})`, value: (a) => fmt.pct(a.rps.median / cap) },
+        { header: "statuses (all rounds)", numeric: false, value: (a, _c, contender) => statusCell(r, c.id, contender.id) },
       ],
       { rss: true },
     );
