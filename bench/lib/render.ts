@@ -55,6 +55,8 @@ export interface Bar {
 export interface Panel {
   title: string;
   bars: Bar[];
+  /** A dashed vertical line, e.g. the ideal throughput. */
+  reference?: { value: number; label: string };
 }
 
 const esc = (s: string) => s.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;");
@@ -64,8 +66,8 @@ const esc = (s: string) => s.replaceAll("&", "&amp;").replaceAll("<", "&lt;").re
  * each panel scaled to its own maximum.
  */
 export function svgChart(title: string, unit: string, panels: Panel[]): string {
-  const width = 860;
-  const labelW = 210;
+  const width = 940;
+  const labelW = 270;
   const valueW = 110;
   const plotW = width - labelW - valueW - 20;
   const barH = 20;
@@ -76,8 +78,11 @@ export function svgChart(title: string, unit: string, panels: Panel[]): string {
   for (const p of panels) {
     parts.push(`<text x="10" y="${y + 18}" font-size="14" font-weight="bold">${esc(p.title)}</text>`);
     y += panelHead;
-    const top = Math.max(1e-9, ...p.bars.map((b) => (Number.isFinite(b.max) ? b.max : b.median)).filter(Number.isFinite));
+    const values = p.bars.map((b) => (Number.isFinite(b.max) ? b.max : b.median));
+    if (p.reference) values.push(p.reference.value);
+    const top = Math.max(1e-9, ...values.filter(Number.isFinite));
     const x = (v: number) => labelW + (Math.max(0, v) / top) * plotW;
+    const panelTop = y;
     for (const b of p.bars) {
       const cy = y + barH / 2;
       parts.push(`<text x="${labelW - 8}" y="${cy + 4}" font-size="12" text-anchor="end">${esc(b.label)}</text>`);
@@ -99,6 +104,13 @@ export function svgChart(title: string, unit: string, panels: Panel[]): string {
         parts.push(`<text x="${labelW + 4}" y="${cy + 4}" font-size="12" fill="#a00">not run</text>`);
       }
       y += barH + gap;
+    }
+    if (p.reference && Number.isFinite(p.reference.value)) {
+      const rx = x(p.reference.value).toFixed(1);
+      parts.push(
+        `<line x1="${rx}" y1="${panelTop - 4}" x2="${rx}" y2="${y - gap + 4}" stroke="#c0392b" stroke-width="1.5" stroke-dasharray="5,3"/>`,
+        `<text x="${rx}" y="${panelTop - 8}" font-size="11" fill="#c0392b" text-anchor="end">${esc(p.reference.label)}</text>`,
+      );
     }
     y += 10;
   }

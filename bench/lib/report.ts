@@ -79,9 +79,10 @@ export function caseTable(r: ScenarioResult, c: Case, extra: ExtraColumn[] = [],
   };
 }
 
-export function chartPanels(r: ScenarioResult): Panel[] {
+export function chartPanels(r: ScenarioResult, reference?: (c: Case) => Panel["reference"]): Panel[] {
   return r.plan.cases.map((c) => ({
     title: c.title,
+    reference: reference?.(c),
     bars: r.plan.contenders.map((contender) => {
       const a = find(r, c.id, contender.id);
       return {
@@ -96,7 +97,7 @@ export function chartPanels(r: ScenarioResult): Panel[] {
 }
 
 /** Print the tables and write `<id>.md`, `<id>.svg`, `<id>.raw.json` under bench/results. */
-export function writeScenario(r: ScenarioResult, tables: Table[], intro: string[]): void {
+export function writeScenario(r: ScenarioResult, tables: Table[], intro: string[], reference?: (c: Case) => Panel["reference"]): void {
   mkdirSync(RESULTS_DIR, { recursive: true });
   for (const t of tables) console.log(`\n${textTable(t)}`);
   for (const n of r.notes) console.log(`  note: ${n}`);
@@ -113,7 +114,7 @@ export function writeScenario(r: ScenarioResult, tables: Table[], intro: string[
     ...(r.notes.length ? ["Notes:", "", ...r.notes.map((n) => `- ${n}`), ""] : []),
   ].join("\n");
   writeFileSync(join(RESULTS_DIR, `${r.plan.id}.md`), md);
-  writeFileSync(join(RESULTS_DIR, `${r.plan.id}.svg`), svgChart(`Scenario ${r.plan.id}: ${r.plan.title} (req/s)`, "req/s", chartPanels(r)));
+  writeFileSync(join(RESULTS_DIR, `${r.plan.id}.svg`), svgChart(`Scenario ${r.plan.id}: ${r.plan.title} (successful req/s)`, "req/s", chartPanels(r, reference)));
   writeFileSync(join(RESULTS_DIR, `${r.plan.id}.raw.json`), JSON.stringify(r, null, 1));
   console.log(`\n  wrote ${shown(`${r.plan.id}.md`)}, ${r.plan.id}.svg, ${r.plan.id}.raw.json`);
 }

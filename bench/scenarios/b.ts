@@ -145,5 +145,6 @@ export function reportB(r: ScenarioResult): void {
     "\"window cap\" C·⌊d/4⌋/d is the best any server can score here and the fairer yardstick; \"% of C/4\" is the",
     "strict one. Peak RSS: qdp = sum of `workers[].rssBytes` from `/stats` (whole tree if unavailable); study = nginx",
     "+ both uWSGI. wrk --timeout is the duration + 10 s, so slow answers count as late, not as errors.",
-  ]);
+    "The status column counts responses by code (from a wrk `response()` hook).",
+  ], (c) => ({ value: windowIdeal(c.connections, c.durationSec), label: `window cap ${fmt.int(windowIdeal(c.connections, c.durationSec))}` }));
 }
