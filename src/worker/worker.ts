@@ -7,16 +7,15 @@ import { mkdirSync, readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { Executor } from "../affinity/executor.ts";
 import { HopClient } from "../affinity/hop-client.ts";
-import { startHopServer, type HopReply } from "../affinity/hop-server.ts";
+import { startHopServer } from "../affinity/hop-server.ts";
+import { createOwnerSide, sendHandoff } from "../affinity/owner-side.ts";
 import { outboxTotals } from "../affinity/outbox.ts";
 import { Router } from "../affinity/router.ts";
-import { SessionStore, type SessionSnapshot } from "../affinity/sessions.ts";
+import { SessionStore } from "../affinity/sessions.ts";
 import { createAllowList } from "../core/cidr.ts";
 import { loadConfig } from "../core/config.ts";
-import { QdpError, toQdpError } from "../core/errors.ts";
-import { decodeText, FrameType, splitCall } from "../core/frames.ts";
 import { loadKeyRing, type KeyRing } from "../core/keys.ts";
-import { createReplayCache, type ReplayEntry } from "../core/replay-cache.ts";
+import { createReplayCache } from "../core/replay-cache.ts";
 import { createEdgeApp } from "../edge/app.ts";
 import type { EdgeCounters } from "../edge/call-handler.ts";
 import { createLogger, flushLogs } from "../ops/logger.ts";
@@ -40,7 +39,6 @@ const send = (m: FromWorker) => process.send?.(m);
 
 let state: WorkerStats["state"] = "starting";
 const startedAt = Date.now();
-let hopsIn = 0;
 const counters: EdgeCounters = { requests: 0, inflight: 0, errors: {} };
 
 function readKeys(): KeyRing | null {
@@ -111,88 +109,20 @@ if (takesOver) {
 // ---- hop server: calls from other edges ----
 mkdirSync(config.runtimeDir, { recursive: true, mode: 0o700 });
 const hopPath = `${config.runtimeDir}/w${index}-g${gen}.sock`;
-const ERROR_INTERNAL: HopReply = { type: FrameType.ERROR, text: JSON.stringify({ code: "INTERNAL", message: "internal error" }) };
-const MOVED: HopReply = { type: FrameType.MOVED, text: JSON.stringify({ index }) };
-
-function errorReply(err: unknown): HopReply {
-  const e = toQdpError(err);
-  return { type: FrameType.ERROR, text: JSON.stringify({ code: e.code, message: e.message, details: e.details, retryAfter: e.retryAfter }) };
-}
-
-function onHopCall(payload: Uint8Array): HopReply | Promise<HopReply> {
-  if (!router.ownsIndex) return MOVED;
-  hopsIn++;
-  try {
-    const { head, input } = splitCall(payload);
-    // A hopped call is never hopped again: if this worker does not own the user (a
-    // misconfigured peer), refuse it rather than bounce it around the cluster.
-    if (head.u !== null && router.ownerOf(head.u) !== index) {
-      log.error("hop: call for a user this worker does not own", { requestId: head.r });
-      throw new QdpError("OWNER_UNAVAILABLE", "ownership disagreement between workers");
-    }
-    const out = executor.run({
-      service: registry.require(head.f),
-      user: head.u,
-      requestId: head.r,
-      input: input.length === 0 ? null : JSON.parse(decodeText(input)),
-      deadline: Date.now() + head.t,
-      replay: head.n,
-    });
-    // Synchronous handlers answer without a promise.
-    return typeof out === "string" ? { type: FrameType.RESULT, text: out } : out.then(resultReply, errorReply);
-  } catch (err) {
-    return errorReply(err);
-  }
-}
-
-function resultReply(text: string): HopReply {
-  return { type: FrameType.RESULT, text };
-}
-
-async function onHopNonce(payload: Uint8Array): Promise<HopReply> {
-  if (!router.ownsIndex) return MOVED;
-  const [nonce, ts] = JSON.parse(decodeText(payload)) as [string, number];
-  // The replacement must have the old worker's nonces before it may judge a replay.
-  await executor.awaitGate(Date.now() + config.timeoutMs);
-  return { type: FrameType.RESULT, text: JSON.stringify(replay.checkAndRemember(null, nonce, ts, Math.floor(Date.now() / 1000))) };
-}
-
-interface HandoffBatch {
-  sessions: SessionSnapshot[];
-  nonces: ReplayEntry[];
-  last: boolean;
-}
-
-function onHandoff(payload: Uint8Array): HopReply {
-  const batch = JSON.parse(decodeText(payload)) as HandoffBatch;
-  sessions.restore(batch.sessions);
-  replay.import(batch.nonces, Math.floor(Date.now() / 1000));
-  if (batch.last) {
-    if (handoffTimer) clearTimeout(handoffTimer);
-    log.info("took over sessions from the previous worker", { sessions: sessions.size, nonces: replay.size });
-    executor.openGate();
-    state = "ready";
-  }
-  return { type: FrameType.HANDOFF_ACK, text: "" };
-}
-
-const hopServer = startHopServer({
-  path: hopPath,
-  secret,
+const ownerSide = createOwnerSide({
+  index,
+  router,
+  executor,
+  registry,
   log,
-  handle(type, payload) {
-    switch (type) {
-      case FrameType.CALL:
-        return onHopCall(payload);
-      case FrameType.NONCE:
-        return onHopNonce(payload).catch(errorReply);
-      case FrameType.HANDOFF:
-        return onHandoff(payload);
-      default:
-        return ERROR_INTERNAL;
-    }
+  timeoutMs: config.timeoutMs,
+  onTakenOver() {
+    if (handoffTimer) clearTimeout(handoffTimer);
+    state = "ready";
   },
 });
+
+const hopServer = startHopServer({ path: hopPath, secret, log, handle: ownerSide.handle });
 
 // ---- edge ----
 let draining = false;
@@ -289,31 +219,8 @@ async function drainAndExit(): Promise<never> {
 async function handOff(): Promise<void> {
   if (!router.ownsIndex) return;
   state = "handing-off";
-  // From here calls for this index go to the replacement; calls already running finish first.
-  router.ownsIndex = false;
-  const idle = executor.whenIdle();
-  await Promise.race([idle, Bun.sleep(config.graceMs)]);
-  const snap = sessions.snapshot();
-  const nonces = replay.export(Math.floor(Date.now() / 1000));
-  const BATCH = 5000;
-  const deadline = Date.now() + config.graceMs;
-  let sent = 0;
-  try {
-    do {
-      const batch: HandoffBatch = {
-        sessions: snap.slice(sent, sent + BATCH),
-        nonces: sent === 0 ? nonces : [],
-        last: sent + BATCH >= snap.length,
-      };
-      sent += BATCH;
-      const res = await hop.request(index, FrameType.HANDOFF, JSON.stringify(batch), undefined, deadline);
-      if (res.type !== FrameType.HANDOFF_ACK) throw new Error(`unexpected reply ${res.type}`);
-    } while (sent < snap.length);
-    log.info("handed sessions to the replacement", { sessions: snap.length, nonces: nonces.length });
-  } catch (err) {
-    log.error("hand-off failed; the replacement starts without these sessions", { err, sessions: snap.length });
-  }
-  send({ type: "handed-off", sessions: snap.length });
+  const sessionsSent = await sendHandoff({ index, router, executor, hop, graceMs: config.graceMs, log });
+  send({ type: "handed-off", sessions: sessionsSent });
 }
 
 process.off("message", stopWhileStarting);
@@ -366,7 +273,7 @@ function collectStats(): WorkerStats {
     state,
     startedAt,
     requests: counters.requests,
-    hopsIn,
+    hopsIn: ownerSide.hopsIn,
     hopsOut: hop.hopsOut,
     inflight: counters.inflight,
     executing: executor.executing,

@@ -9,12 +9,11 @@ import { join } from "node:path";
 import { Executor } from "../../src/affinity/executor.ts";
 import { HopClient } from "../../src/affinity/hop-client.ts";
 import { startHopServer, type HopServer } from "../../src/affinity/hop-server.ts";
+import { createOwnerSide } from "../../src/affinity/owner-side.ts";
 import { Router } from "../../src/affinity/router.ts";
 import { SessionStore } from "../../src/affinity/sessions.ts";
 import { createAllowList } from "../../src/core/cidr.ts";
 import { loadConfig, type Config } from "../../src/core/config.ts";
-import { toQdpError } from "../../src/core/errors.ts";
-import { decodeText, FrameType, splitCall } from "../../src/core/frames.ts";
 import { parseKeyList } from "../../src/core/keys.ts";
 import { ownerOf } from "../../src/core/ownership.ts";
 import { createReplayCache } from "../../src/core/replay-cache.ts";
@@ -69,34 +68,14 @@ export function createTestEdge(o: TestEdgeOptions = {}): TestEdge {
   const secret = "test-cluster-secret";
   const hop = new HopClient({ self: 0, selfGen: 1, workers, secret, ownerWaitMs: config.ownerWaitMs, maxPending: config.hopMaxPending, log });
   let server: HopServer | null = null;
+  let ownerHop: HopClient | null = null;
   if (o.hop) {
     const path = join(dir, "w1.sock");
-    server = startHopServer({
-      path,
-      secret,
-      log,
-      async handle(type, payload) {
-        try {
-          if (type === FrameType.NONCE) {
-            const [nonce, ts] = JSON.parse(decodeText(payload)) as [string, number];
-            return { type: FrameType.RESULT, text: JSON.stringify(executors[1]!.replay.checkAndRemember(null, nonce, ts, Math.floor(Date.now() / 1000))) };
-          }
-          const { head, input } = splitCall(payload);
-          const text = await executors[1]!.run({
-            service: registry.require(head.f),
-            user: head.u,
-            requestId: head.r,
-            input: input.length === 0 ? null : JSON.parse(decodeText(input)),
-            deadline: Date.now() + head.t,
-            replay: head.n,
-          });
-          return { type: FrameType.RESULT, text };
-        } catch (err) {
-          const e = toQdpError(err);
-          return { type: FrameType.ERROR, text: JSON.stringify({ code: e.code, message: e.message, details: e.details, retryAfter: e.retryAfter }) };
-        }
-      },
-    });
+    // Worker 1 answers with the same owner-side handler a real worker uses.
+    ownerHop = new HopClient({ self: 1, selfGen: 2, workers, secret, ownerWaitMs: 100, maxPending: 10, log });
+    const router1 = new Router(1, workers, executors[1]!, ownerHop);
+    const owner = createOwnerSide({ index: 1, router: router1, executor: executors[1]!, registry, log, timeoutMs: config.timeoutMs });
+    server = startHopServer({ path, secret, log, handle: owner.handle });
     hop.setPeers([{ index: 1, gen: 2, path }]);
   }
   const router = new Router(0, workers, executors[0]!, hop);
@@ -129,6 +108,7 @@ export function createTestEdge(o: TestEdgeOptions = {}): TestEdge {
     },
     close() {
       hop.stop();
+      ownerHop?.stop();
       server?.stop();
       for (const e of executors) e.close();
       void records.close();
