@@ -11,7 +11,10 @@ import { echo, ECHO_BODY, rotatingUsers } from "../lib/workloads.ts";
 import type { ScenarioOptions } from "./a.ts";
 
 export function planC(o: ScenarioOptions): ScenarioPlan {
-  const cases: Case[] = [{ id: "c10", title: "-c10 (low load)", connections: 10, threads: 2, durationSec: o.durationSec, timeoutSec: 5 }];
+  const cases: Case[] = [
+    { id: "c10", title: "-c10 (wrk still saturates both cores)", connections: 10, threads: 2, durationSec: o.durationSec, timeoutSec: 5 },
+    { id: "c1", title: "-c1 (one connection: an idle-ish server)", connections: 1, threads: 1, durationSec: o.durationSec, timeoutSec: 5 },
+  ];
   const contenders: Contender[] = [
     { id: "bun", label: "Bun.serve ×2 (floor)", server: "bun", workload: echo },
     { id: "qdp-nohop", label: "qdp no user, no hop", server: "qdp", workload: echo, noHopRef: "qdp-nohop", accent: true },
@@ -29,8 +32,11 @@ export function reportC(r: ScenarioResult): void {
     ]),
   );
   writeScenario(r, tables, [
-    "`wrk -t2 -c10 --latency` against `POST /api/1000`. With 1,000 rotating users about half of the calls are",
-    "accepted by the worker that does not own the user and cross the internal hop, so Δ ≈ ½ × the hop's cost.",
+    "`wrk -t2 -c10 --latency` and `wrk -t1 -c1 --latency` against `POST /api/1000`. With 1,000 rotating users",
+    "about half of the calls are accepted by the worker that does not own the user and cross the internal hop,",
+    "so Δ ≈ ½ × the hop's cost. At -c10 wrk still keeps both cores busy, so a hopped call also queues behind the",
+    "owner's own HTTP work; -c1 shows the hop itself. The server's own hop round-trip histogram is",
+    "`qdp_hop_latency_seconds` in /metrics.",
     "Latency percentiles are wrk's (µs resolution, from the Lua `done()` hook), medians over rounds.",
   ]);
 }

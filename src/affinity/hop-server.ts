@@ -55,6 +55,7 @@ export function startHopServer(opts: { path: string; secret: string; log: Logger
       data(socket, chunk) {
         try {
           socket.data.reader.feed(chunk);
+          socket.data.outbox.flushNow();
         } catch (err) {
           opts.log.warn("hop: malformed stream, closing connection", { peer: socket.data.peer, err: String(err) });
           socket.end();

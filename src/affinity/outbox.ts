@@ -45,6 +45,15 @@ export class Outbox {
     return true;
   }
 
+  /**
+   * Writes what is queued now instead of at the end of the tick. The owner calls it after it
+   * has answered every frame of one read: those replies are all there is to batch, and waiting
+   * for the tick's other callbacks (the worker's own HTTP traffic) only adds latency.
+   */
+  flushNow(): void {
+    if (this.writer.size > 0) this.flush();
+  }
+
   private flush = (): void => {
     this.scheduled = false;
     if (this.closed || this.writer.size === 0) return;
