@@ -36,6 +36,12 @@ export function writeSummary(): void {
   checks.push(["qdp with affinity (1,000 users) ≥ 10× study at -c500", fmt.ratio(vsStudy), verdict(vsStudy === undefined ? undefined : vsStudy >= 10)]);
   const vsNoHop = a && ratio(users, find(a, "c500", "qdp-nohop"));
   checks.push(["qdp with affinity ≥ 0.80× qdp no-hop at -c500", vsNoHop === undefined ? "–" : `${vsNoHop.toFixed(3)}×`, verdict(vsNoHop === undefined ? undefined : vsNoHop >= 0.8)]);
+  const signedRatio = a && ratio(find(a, "c500", "qdp-signed"), find(a, "c500", "qdp-signed-off"));
+  checks.push([
+    "signed ≥ 0.95× unsigned (same requests) at -c500",
+    signedRatio === undefined ? "–" : `${signedRatio.toFixed(3)}×`,
+    verdict(signedRatio === undefined ? undefined : signedRatio >= 0.95),
+  ]);
   const c5000 = a ? ["qdp-nohop", "qdp-users", "qdp-signed"].map((id) => find(a, "c5000", id)).filter((x) => x !== undefined) : [];
   const errs = c5000.reduce((s, x) => s + x.errors.total, 0);
   checks.push([

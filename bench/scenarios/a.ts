@@ -45,6 +45,17 @@ export function planA(o: ScenarioOptions): ScenarioPlan {
       noHopRef: "qdp-nohop",
       accent: true,
     },
+    {
+      // The same pre-signed requests (same headers, same wrk Lua work) to a server without keys:
+      // (c) ÷ (d) is the price of verification alone.
+      id: "qdp-signed-off",
+      label: "qdp (d) = (c)'s requests, signing off",
+      server: "qdp",
+      workload: signedUsers(o.tmp, o.log),
+      studyRef: "study",
+      noHopRef: "qdp-nohop",
+      accent: true,
+    },
     { id: "study-hello", label: "hello: study (GET /uwsgi/)", server: "study", workload: hello, studyRef: "study-hello" },
     { id: "node-hello", label: "hello: node cluster", server: "node", workload: hello, studyRef: "study-hello" },
     { id: "bun-hello", label: "hello: Bun.serve ×2", server: "bun", workload: hello, studyRef: "study-hello" },

@@ -100,15 +100,48 @@ export async function createMongoStore(opts: MongoStoreOptions): Promise<RecordS
     });
   }
 
+  /**
+   * Group commit: the inserts of one event-loop tick into one collection go to the server as one
+   * unordered insertMany — one round trip and one write-concern wait instead of one each. With
+   * thousands of slow calls finishing together that is the difference between the database
+   * keeping up or not. A failed document fails only its own call.
+   */
+  type Pending = { doc: Document; resolve: () => void; reject: (e: unknown) => void };
+  const batches = new Map<string, Pending[]>();
+  const flush = async (name: string): Promise<void> => {
+    const pending = batches.get(name) ?? [];
+    batches.delete(name);
+    try {
+      const c = await collection(name);
+      await c.insertMany(
+        pending.map((p) => p.doc),
+        { ordered: false },
+      );
+      for (const p of pending) p.resolve();
+    } catch (err) {
+      // A bulk write error lists the documents that failed; the others were written.
+      // (The driver gives one WriteError or an array of them; anything else failed the batch.)
+      const we = (err as { writeErrors?: { index: number } | Array<{ index: number }> }).writeErrors;
+      const list = Array.isArray(we) ? we : we ? [we] : null;
+      const failed = new Set<number>(list ? list.map((e) => e.index) : pending.map((_, i) => i));
+      pending.forEach((p, i) => (failed.has(i) ? p.reject(err) : p.resolve()));
+    }
+  };
+
   return {
     kind: "mongo",
 
-    async insert(name: string, record: RecordInput): Promise<string> {
-      const c = await collection(name);
+    insert(name: string, record: RecordInput): Promise<string> {
       const { id: _ignored, ...doc } = record;
       const _id = new ObjectId();
-      await c.insertOne({ ...doc, _id });
-      return _id.toHexString();
+      return new Promise<string>((resolve, reject) => {
+        let pending = batches.get(name);
+        if (!pending) {
+          batches.set(name, (pending = []));
+          setImmediate(() => void flush(name));
+        }
+        pending.push({ doc: { ...doc, _id }, resolve: () => resolve(_id.toHexString()), reject });
+      });
     },
 
     async get(name: string, id: string): Promise<StoredRecord | null> {
