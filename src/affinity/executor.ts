@@ -123,7 +123,7 @@ export class Executor {
     }
     if (Date.now() >= call.deadline) throw new QdpError("TIMEOUT", "deadline passed before the call started");
     const o = this.o;
-    const abort: { controller: AbortController | null } = { controller: null };
+    const abort: CallAbort = { controller: null, aborted: false, children: [] };
     // The AbortController and the upstream client are built only if the handler asks for them.
     const ctx: ServiceContext<unknown, unknown> = {
       input: call.input,
@@ -141,8 +141,7 @@ export class Executor {
         return abort.controller.signal;
       },
       get upstream() {
-        abort.controller ??= new AbortController();
-        return createUpstreamClient(abort.controller.signal, { timeoutMs: o.upstreamTimeoutMs });
+        return createUpstreamClient(abort, { timeoutMs: o.upstreamTimeoutMs });
       },
     };
     this.executing++;
@@ -161,7 +160,7 @@ export class Executor {
   }
 
   /** The asynchronous path: race the handler against the call's deadline. */
-  private async settle(result: Promise<unknown>, call: Call, abort: { controller: AbortController | null }): Promise<string> {
+  private async settle(result: Promise<unknown>, call: Call, abort: CallAbort): Promise<string> {
     const def = call.service.def;
     let rejectTimeout!: (e: QdpError) => void;
     const timeout = new Promise<never>((_, reject) => (rejectTimeout = reject));
@@ -170,7 +169,10 @@ export class Executor {
       // Answer TIMEOUT first: a handler that settles as it sees the abort is still too late.
       timedOut = true;
       rejectTimeout(new QdpError("TIMEOUT", `${def.name} did not finish within the deadline`));
-      abort.controller?.abort(new QdpError("TIMEOUT", "deadline passed"));
+      abort.aborted = true;
+      const reason = new QdpError("TIMEOUT", "deadline passed");
+      abort.controller?.abort(reason);
+      for (const c of abort.children) c.abort(reason);
     });
     try {
       const output = await Promise.race([result, timeout]);
@@ -205,6 +207,13 @@ export class Executor {
   close(): void {
     clearInterval(this.timer);
   }
+}
+
+/** What the deadline aborts: the handler's signal (made on first use) and its upstream requests. */
+interface CallAbort {
+  controller: AbortController | null;
+  aborted: boolean;
+  children: AbortController[];
 }
 
 function serialise(output: unknown): string {

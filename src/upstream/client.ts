@@ -4,6 +4,7 @@
  * become 502 UPSTREAM_ERROR, deadlines 504 TIMEOUT. Nothing is retried automatically: a POST
  * may not be idempotent, and a GET retry is the service's own decision.
  */
+import { DeadlineQueue } from "../core/deadlines.ts";
 import { QdpError } from "../core/errors.ts";
 import { Histogram } from "../ops/histogram.ts";
 import type { UpstreamClient, UpstreamRequest } from "../services/types.ts";
@@ -29,8 +30,24 @@ function statsFor(name: string): UpstreamStats {
   return s;
 }
 
-/** A client bound to one call's signal. */
-export function createUpstreamClient(callSignal: AbortSignal, opts: UpstreamClientOptions): UpstreamClient {
+/**
+ * The call an upstream request belongs to. Instead of one `AbortSignal.any` and one
+ * `AbortSignal.timeout` per request (measured at ~15 µs of CPU per fetch in Bun), each request
+ * gets a plain AbortController that the call registers in `children` — the executor aborts them
+ * when the call's deadline passes — and its own timeout sits in one shared deadline queue.
+ */
+export interface CallScope {
+  /** True once the call's deadline passed. */
+  readonly aborted: boolean;
+  /** Controllers of the call's upstream requests, aborted with the call. */
+  readonly children: AbortController[];
+}
+
+const timeouts = new DeadlineQueue();
+setInterval(() => timeouts.sweep(Date.now()), 20).unref();
+
+/** A client bound to one call. */
+export function createUpstreamClient(scope: CallScope, opts: UpstreamClientOptions): UpstreamClient {
   async function call(method: "GET" | "POST", url: string, body: unknown, req: UpstreamRequest = {}): Promise<unknown> {
     let target: URL;
     try {
@@ -41,11 +58,18 @@ export function createUpstreamClient(callSignal: AbortSignal, opts: UpstreamClie
     for (const [k, v] of Object.entries(req.query ?? {})) target.searchParams.set(k, v);
     const name = req.name ?? target.host;
     const stats = statsFor(name);
+    if (scope.aborted) throw new QdpError("TIMEOUT", `no time left to call upstream ${name}`);
     const timeoutMs = Math.min(req.timeoutMs ?? opts.timeoutMs, opts.timeoutMs);
-    const timeout = AbortSignal.timeout(timeoutMs);
-    const signals = [callSignal, timeout];
-    if (req.signal) signals.push(req.signal);
-    const signal = AbortSignal.any(signals);
+    const controller = new AbortController();
+    scope.children.push(controller);
+    let timedOut = false;
+    const timer = timeouts.add(Date.now() + timeoutMs, () => {
+      timedOut = true;
+      controller.abort(new QdpError("TIMEOUT", `upstream ${name} timed out`));
+    });
+    const onCallerAbort = () => controller.abort(req.signal?.reason);
+    req.signal?.addEventListener("abort", onCallerAbort, { once: true });
+    const signal = controller.signal;
     const started = performance.now();
     stats.calls++;
     try {
@@ -67,13 +91,15 @@ export function createUpstreamClient(callSignal: AbortSignal, opts: UpstreamClie
         stats.errors++;
         throw err;
       }
-      if (timeout.aborted || callSignal.aborted) {
+      if (timedOut || scope.aborted) {
         stats.timeouts++;
         throw new QdpError("TIMEOUT", `upstream ${name} did not answer in time`);
       }
       stats.errors++;
       throw new QdpError("UPSTREAM_ERROR", `upstream ${name} failed: ${(err as Error).message ?? "error"}`, { cause: err });
     } finally {
+      timer.done = true;
+      req.signal?.removeEventListener("abort", onCallerAbort);
       stats.latency.observe((performance.now() - started) / 1000);
     }
   }
