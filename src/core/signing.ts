@@ -24,7 +24,7 @@
  * WebCrypto's, which would put an await on every request's hot path.
  */
 import { Buffer } from "node:buffer";
-import { createHash, createHmac, timingSafeEqual } from "node:crypto";
+import { createHash, createHmac } from "node:crypto";
 import { QdpError } from "./errors.ts";
 import type { KeyRing } from "./keys.ts";
 
@@ -93,9 +93,31 @@ export function stringToSign(parts: SigningParts): string {
   ].join("\n");
 }
 
+/**
+ * The runtime's native hasher when there is one. Bun's `CryptoHasher` computes the same SHA-256
+ * and HMAC-SHA256 as node:crypto at about a third of the cost per call (no Hash/Hmac stream
+ * objects), which is most of what verification costs. Detected, not imported, so this module
+ * still runs (more slowly) wherever only node:crypto exists.
+ */
+interface NativeHasher {
+  update(data: string | Uint8Array): NativeHasher;
+  digest(encoding: "hex"): string;
+}
+const NativeCryptoHasher = (globalThis as { Bun?: { CryptoHasher?: { new (alg: "sha256", key?: Uint8Array | string): NativeHasher; hash(alg: "sha256", data: Uint8Array | string, encoding: "hex"): string } } }).Bun
+  ?.CryptoHasher;
+
 /** Lowercase hex SHA-256 of bytes (a string is hashed as its UTF-8 bytes). */
 export function sha256Hex(bytes: Uint8Array | string): string {
+  if (NativeCryptoHasher) return NativeCryptoHasher.hash("sha256", bytes, "hex");
   return createHash("sha256").update(bytes).digest("hex");
+}
+
+/** Compares two equal-length lowercase hex strings in time independent of where they differ. */
+function sameHex(a: string, b: string): boolean {
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return diff === 0;
 }
 
 /**
@@ -188,12 +210,13 @@ export function verifyRequest(input: VerifyInput, ring: KeyRing, nowSec: number)
     );
   }
 
-  const expected = createHmac("sha256", secret)
-    .update(stringToSign({ method: input.method, target: input.target, timestamp, nonce, user: input.user, bodySha256Hex: sha256Hex(input.body) }))
-    .digest();
-  // Both buffers are 32 bytes: the pattern above guarantees 64 hex digits.
-  const given = Buffer.from(signature.slice(3), "hex");
-  if (!timingSafeEqual(expected, given)) {
+  const expected = hmacHex(
+    secret,
+    stringToSign({ method: input.method, target: input.target, timestamp, nonce, user: input.user, bodySha256Hex: sha256Hex(input.body) }),
+  );
+  // Both are 64 lowercase hex digits (the pattern above checked the given one); the comparison
+  // looks at every character whatever the first difference, so timing reveals nothing.
+  if (!sameHex(expected, signature.slice(3))) {
     throw unauthenticated("bad signature: the HMAC does not match this method, target, timestamp, nonce, user and body");
   }
   return { keyId, nonce, timestamp: ts };
@@ -230,6 +253,7 @@ export function encodeHeaderUtf8(text: string): string {
 const UTF8_STRICT = new TextDecoder("utf-8", { fatal: true });
 
 function hmacHex(secret: Uint8Array | string, s: string): string {
+  if (NativeCryptoHasher) return new NativeCryptoHasher("sha256", secret).update(s).digest("hex");
   return createHmac("sha256", secret).update(s).digest("hex");
 }
 
