@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { createReplayCache } from "../src/core/replay-cache.ts";
+import { createReplayCache, replayKey } from "../src/core/replay-cache.ts";
 
 const T = 1_700_000_000;
 const nonce = (i: number) => `nonce-${i.toString().padStart(10, "0")}`;
@@ -129,8 +129,8 @@ describe("hand-over on reload", () => {
     old.checkAndRemember("用户", nonce(3), T + 10, T + 10);
     const entries = old.export(T + 10);
     expect(entries).toHaveLength(3);
-    expect(entries).toContainEqual({ user: null, nonce: nonce(2), timestampSec: T + 5 });
-    expect(entries).toContainEqual({ user: "用户", nonce: nonce(3), timestampSec: T + 10 });
+    expect(entries).toContainEqual({ key: replayKey(null, nonce(2)), timestampSec: T + 5 });
+    expect(entries).toContainEqual({ key: replayKey("用户", nonce(3)), timestampSec: T + 10 });
     // Survives a JSON hop (IPC).
     const wire = JSON.parse(JSON.stringify(entries));
 
@@ -159,5 +159,27 @@ describe("hand-over on reload", () => {
   test("options are validated", () => {
     expect(() => createReplayCache({ maxEntries: 0 })).toThrow(RangeError);
     expect(() => createReplayCache({ maxEntries: 10, bucketSec: 0 })).toThrow(RangeError);
+  });
+});
+
+describe("replay keys", () => {
+  test("equal pairs have equal keys; 53-bit safe integers; no collisions among 2 million distinct pairs", () => {
+    expect(replayKey("u1", "abcdefghijklmnop")).toBe(replayKey("u1", "abcdefghijklmnop"));
+    expect(replayKey(null, "abcdefghijklmnop")).not.toBe(replayKey("u1", "abcdefghijklmnop"));
+    // The NUL separator keeps ("ab", "c…") and ("a", "bc…") apart.
+    expect(replayKey("ab", "cdefghijklmnopqrst")).not.toBe(replayKey("a", "bcdefghijklmnopqrst"));
+    const seen = new Set<number>();
+    for (let i = 0; i < 2_000_000; i++) {
+      const k = replayKey(`u${i % 1000}`, `nonce-${i.toString(36).padStart(16, "0")}`);
+      expect(Number.isSafeInteger(k) && k >= 0).toBe(true);
+      seen.add(k);
+    }
+    expect(seen.size).toBe(2_000_000);
+  });
+
+  test("import ignores entries whose key is not a 53-bit integer", () => {
+    const c = createReplayCache({ maxEntries: 10 });
+    const now = 1_700_000_000;
+    expect(c.import([{ key: -1, timestampSec: now }, { key: 1.5, timestampSec: now }, { key: 2 ** 60, timestampSec: now }, { key: 7, timestampSec: now }], now)).toBe(1);
   });
 });
