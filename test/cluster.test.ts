@@ -178,6 +178,32 @@ test("signals sent to `bun run start` reach the supervisor", async () => {
   await c.stop();
 });
 
+test("logs are JSON lines carrying the worker index and the request id", async () => {
+  const c = await startCluster({ workers: 2, env: { QDP_LOG_LEVEL: "debug" } });
+  try {
+    const r = await call(c.url, "/api/1000", { x: 1 }, { "x-request-id": "trace-42", "x-qdp-user": "logger" });
+    expect(r.status).toBe(200);
+    let line: any;
+    for (let i = 0; i < 50 && !line; i++) {
+      await Bun.sleep(20);
+      line = c
+        .output()
+        .split("\n")
+        .filter((l) => l.startsWith("{"))
+        .map((l) => JSON.parse(l))
+        .find((j) => j.requestId === "trace-42");
+    }
+    expect(line).toMatchObject({ level: "debug", msg: "call", requestId: "trace-42", path: "/api/1000", status: 200 });
+    expect(line.worker).toBe(Number(r.headers.get("x-qdp-edge")));
+    expect(line.ran).toBe(Number(r.headers.get("x-qdp-worker")));
+    expect(typeof line.t).toBe("string");
+    // Every line of every process parses as JSON.
+    for (const l of c.output().split("\n").filter((x) => x.trim() !== "")) expect(() => JSON.parse(l)).not.toThrow();
+  } finally {
+    await c.stop();
+  }
+});
+
 test("the public socket's listen backlog is QDP_BACKLOG, not Bun's fixed 512", async () => {
   const c = await startCluster({ workers: 2, env: { QDP_BACKLOG: "1000" } });
   try {

@@ -149,6 +149,25 @@ for (const mode of ["owner is the edge", "owner behind the hop"] as const) {
 }
 
 describe("limits and docs", () => {
+  test("Elysia's own 422 and parse errors become the contract's VALIDATION and BAD_JSON", async () => {
+    const edge = createTestEdge();
+    try {
+      // A route that lets Elysia validate its body (as a future plain Elysia route would).
+      const app = edge.app.post("/typed", ({ body }) => body, { body: t.Object({ n: t.Integer() }) });
+      const call = async (body: string) => {
+        const r = await app.handle(new Request("http://localhost/typed", { method: "POST", body, headers: { "content-type": "application/json" } }));
+        return { status: r.status, body: (await r.json()) as any, worker: r.headers.get("x-qdp-worker") };
+      };
+      const v = await call('{"n":"x"}');
+      expect([v.status, v.body.error.code, v.worker]).toEqual([400, "VALIDATION", "0"]);
+      expect(v.body.error.details.map((d: { path: string }) => d.path)).toContain("/n");
+      const p = await call("{bad");
+      expect([p.status, p.body.error.code]).toEqual([400, "BAD_JSON"]);
+    } finally {
+      edge.close();
+    }
+  });
+
   test("QDP_MAX_INFLIGHT → 503 OVERLOADED with Retry-After", async () => {
     const edge = createTestEdge({ services: TEST_SERVICES, env: { QDP_MAX_INFLIGHT: "1", QDP_TIMEOUT_MS: "300" } });
     try {

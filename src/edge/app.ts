@@ -42,6 +42,10 @@ export function createEdgeApp(d: EdgeAppDeps) {
       const meta = metaOf(request);
       if (code === "NOT_FOUND") return errorResponse(new QdpError("UNKNOWN_FUNCTION", "no such path"), meta);
       if (error instanceof QdpError) return errorResponse(error, meta);
+      // Elysia's own checks (a route with an Elysia body schema, a body it cannot parse) speak
+      // the contract too: its 422 becomes our 400 VALIDATION with field paths, its parse error BAD_JSON.
+      if (code === "VALIDATION") return errorResponse(new QdpError("VALIDATION", "input is invalid", { details: validationDetails(error) }), meta);
+      if (code === "PARSE") return errorResponse(new QdpError("BAD_JSON", "body could not be parsed"), meta);
       d.log.error("edge error", { requestId: meta.requestId, code: String(code), err: error });
       return errorResponse(new QdpError("INTERNAL", "internal error"), meta);
     })
@@ -54,6 +58,13 @@ export function createEdgeApp(d: EdgeAppDeps) {
       parse: "none",
     });
   return app;
+}
+
+/** `{path, message}` per failing field of an Elysia ValidationError (it carries TypeBox's errors). */
+function validationDetails(error: unknown): Array<{ path: string; message: string }> {
+  const all = (error as { all?: Array<{ path?: string; message?: string }> }).all;
+  if (!Array.isArray(all)) return [];
+  return all.slice(0, 20).map((e) => ({ path: e.path || "/", message: e.message ?? "invalid" }));
 }
 
 /** The OpenAPI document: one operation per function (POST /api/<funcNo>) with its schemas. */

@@ -34,6 +34,8 @@ export interface CallHandlerDeps {
   counters: EdgeCounters;
   draining: () => boolean;
   log: Logger;
+  /** One debug line per call (QDP_LOG_LEVEL=debug): request id, path, status, ms, edge, worker. */
+  accessLog?: boolean;
 }
 
 const decoder = new TextDecoder();
@@ -57,14 +59,19 @@ export function createCallHandler(d: CallHandlerDeps) {
       return fail(new QdpError("OVERLOADED", `worker ${d.index} has ${counters.inflight} calls in flight`), meta);
     }
     counters.inflight++;
+    const started = d.accessLog ? performance.now() : 0;
+    let res: Response | undefined;
     try {
       const { funcNo, text } = await run(request, route, clientIp, meta);
-      return okResponse(funcNo, text, meta);
+      return (res = okResponse(funcNo, text, meta));
     } catch (err) {
-      return fail(toQdpError(err), meta);
+      return (res = fail(toQdpError(err), meta));
     } finally {
       counters.inflight--;
       counters.requests++;
+      if (d.accessLog) {
+        d.log.debug("call", { requestId: meta.requestId, path: route.kind === "api" ? `/api/${route.funcNo}` : "/qdp", status: res?.status, ms: +(performance.now() - started).toFixed(3), edge: meta.edge, ran: meta.worker });
+      }
     }
   };
 

@@ -137,6 +137,7 @@ const edgeDeps = {
   counters,
   draining: () => draining,
   log,
+  accessLog: config.logLevel === "debug",
   signing: keys !== null,
   ready: () => state === "ready" || state === "waiting-handoff",
   readyInfo: () => ({ state, peersUp: peersUp(), workers: config.workers }),
