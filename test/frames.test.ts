@@ -16,19 +16,10 @@ import {
   type FrameTypeId,
 } from "../src/core/frames.ts";
 import { Outbox, type WritableSocket } from "../src/affinity/outbox.ts";
+import { rng } from "./support/rng.ts";
 
 const enc = new TextEncoder();
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let x = s;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Frame {
   type: number;

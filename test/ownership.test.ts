@@ -6,22 +6,12 @@ import { describe, expect, test } from "bun:test";
 import { crc32 as zlibCrc32 } from "node:zlib";
 import { QdpError } from "../src/core/errors.ts";
 import { USER_MAX_BYTES, checkUser, crc32, ownerOf, ownerOfBytes, userFromHeader } from "../src/core/ownership.ts";
+import { rng } from "./support/rng.ts";
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
 /** How an HTTP header carrying UTF-8 reaches JavaScript: one char per byte. */
 const asHeader = (s: string) => Buffer.from(s, "utf8").toString("latin1");
 
-/** A small seeded PRNG so a failure reproduces. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let x = s;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomUser(rand: () => number): string {
   const alphabet = ["a", "Z", "0", "-", "_", "@", ".", "é", "ß", "用", "户", "Ω", "🙂", "𝄞", " ", "\u00a0"];

@@ -6,6 +6,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import type { StatsDoc } from "../../src/ops/control.ts";
 
 export const ROOT = new URL("../../", import.meta.url).pathname;
 export const BUN = process.execPath;
@@ -18,25 +19,9 @@ export function freePort(): number {
   return p;
 }
 
-export interface StatsWorker {
-  index: number;
-  pid: number | null;
-  state: string;
-  requests: number;
-  hopsIn: number;
-  hopsOut: number;
-  inflight: number;
-  rssBytes: number;
-  restarts: number;
-  sessions?: number;
-  gen?: number;
-  [k: string]: unknown;
-}
-
-export interface Stats {
-  supervisor: { pid: number; uptimeSec: number; reloads: number };
-  workers: StatsWorker[];
-}
+/** The /stats document, as the CLI reads it. */
+export type Stats = StatsDoc;
+export type StatsWorker = StatsDoc["workers"][number];
 
 export interface Cluster {
   port: number;
