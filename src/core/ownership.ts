@@ -5,6 +5,7 @@
  * route straight to owners. Pure TypeScript.
  */
 import { QdpError } from "./errors.ts";
+import { decodeHeaderUtf8 } from "./header-text.ts";
 
 const TABLE = (() => {
   const t = new Int32Array(256);
@@ -29,7 +30,6 @@ export function ownerOfBytes(bytes: Uint8Array, workers: number): number {
 }
 
 const encoder = new TextEncoder();
-const strictDecoder = new TextDecoder("utf-8", { fatal: true });
 
 /** The owner index of a user id string (hashed as its UTF-8 bytes). */
 export function ownerOf(user: string, workers: number): number {
@@ -56,33 +56,17 @@ export function checkUser(user: unknown): string {
 }
 
 /**
- * A user id from an HTTP header. Header values reach JavaScript as Latin-1 text: each byte is
- * one char (U+0000..U+00FF). We rebuild the raw bytes and decode them as strict UTF-8, so a
- * user sent as UTF-8 in the header and the same user in a JSON envelope are one user and hash
- * to the same owner.
+ * A user id from an HTTP header. Header values reach JavaScript as Latin-1 text (one char per
+ * byte); decoding them as strict UTF-8 first means a user sent as UTF-8 in the header and the
+ * same user in a JSON envelope are one user and hash to the same owner.
  */
 export function userFromHeader(value: string): string {
-  let ascii = true;
-  for (let i = 0; i < value.length; i++) {
-    if (value.charCodeAt(i) > 0x7f) {
-      ascii = false;
-      break;
-    }
-  }
-  if (ascii) return checkUser(value);
-  const bytes = new Uint8Array(value.length);
-  for (let i = 0; i < value.length; i++) {
-    const c = value.charCodeAt(i);
-    // A char above U+00FF means the runtime already decoded the header as UTF-8.
-    if (c > 0xff) return checkUser(value);
-    bytes[i] = c;
-  }
-  let text: string;
-  try {
-    text = strictDecoder.decode(bytes);
-  } catch {
-    throw badUser("is not valid UTF-8");
-  }
+  return userFromDecodedHeader(decodeHeaderUtf8(value));
+}
+
+/** The same, for a header value the caller already decoded ({@link decodeHeaderUtf8}; null = not UTF-8). */
+export function userFromDecodedHeader(text: string | null): string {
+  if (text === null) throw badUser("is not valid UTF-8");
   return checkUser(text);
 }
 

@@ -23,9 +23,12 @@
  * Pure TypeScript plus node:crypto (and node:buffer), whose HMAC is synchronous and fast in Bun — unlike
  * WebCrypto's, which would put an await on every request's hot path.
  */
-import { Buffer } from "node:buffer";
 import { createHash, createHmac } from "node:crypto";
 import { QdpError } from "./errors.ts";
+import { decodeHeaderUtf8, encodeHeaderUtf8 } from "./header-text.ts";
+
+// Re-exported: signers and the edge reach them through the signing module.
+export { decodeHeaderUtf8, encodeHeaderUtf8 };
 import type { KeyRing } from "./keys.ts";
 
 /** How far (in seconds, either direction) a timestamp may be from server time. Exactly 300 is accepted. */
@@ -222,35 +225,6 @@ export function verifyRequest(input: VerifyInput, ring: KeyRing, nowSec: number)
   return { keyId, nonce, timestamp: ts };
 }
 
-/**
- * Turns a header value as the runtime hands it over into text. Bun (like the Fetch spec) exposes
- * header values as byte strings — one char per byte — so a UTF-8 user id such as "用户" arrives
- * as "ç\u0094¨æ\u0088·". The signature, the user-id rules and the owner hash are all defined on
- * the real UTF-8 text, so the edge decodes first.
- *
- * @returns the decoded text, or `null` when the bytes are not valid UTF-8.
- */
-export function decodeHeaderUtf8(value: string): string | null {
-  // Fast path: pure ASCII needs no work (the common case for user ids).
-  if (!/[^\x00-\x7f]/.test(value)) return value;
-  if (/[^\x00-\xff]/.test(value)) return null;
-  try {
-    return UTF8_STRICT.decode(Buffer.from(value, "latin1"));
-  } catch {
-    return null;
-  }
-}
-
-/**
- * The inverse of {@link decodeHeaderUtf8}: text → a byte string holding its UTF-8 bytes, which
- * is what `fetch`/`Headers` accept for a non-ASCII header value.
- */
-export function encodeHeaderUtf8(text: string): string {
-  if (!/[^\x00-\x7f]/.test(text)) return text;
-  return Buffer.from(text, "utf8").toString("latin1");
-}
-
-const UTF8_STRICT = new TextDecoder("utf-8", { fatal: true });
 
 function hmacHex(secret: Uint8Array | string, s: string): string {
   if (NativeCryptoHasher) return new NativeCryptoHasher("sha256", secret).update(s).digest("hex");

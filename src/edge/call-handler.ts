@@ -7,7 +7,7 @@ import type { AllowList } from "../core/cidr.ts";
 import type { Config } from "../core/config.ts";
 import { QdpError, toQdpError } from "../core/errors.ts";
 import type { KeyRing } from "../core/keys.ts";
-import { checkUser, userFromHeader } from "../core/ownership.ts";
+import { checkUser, userFromDecodedHeader } from "../core/ownership.ts";
 import { decodeHeaderUtf8, verifyRequest, type VerifiedCall } from "../core/signing.ts";
 import type { Router } from "../affinity/router.ts";
 import { parseFuncNo, type Registry } from "../services/registry.ts";
@@ -93,6 +93,8 @@ export function createCallHandler(d: CallHandlerDeps) {
     if (body.length > d.config.maxBody) throw tooLarge(d.config.maxBody);
 
     const rawUser = request.headers.get("x-qdp-user");
+    // Decoded once: the signature covers the text, and the user rules check the same text.
+    const headerUser = rawUser === null ? null : decodeHeaderUtf8(rawUser);
     const keys = d.keys();
     let verified: VerifiedCall | null = null;
     if (keys !== null) {
@@ -104,7 +106,7 @@ export function createCallHandler(d: CallHandlerDeps) {
           headers: { keyId: h.get("x-qdp-key-id"), timestamp: h.get("x-qdp-timestamp"), nonce: h.get("x-qdp-nonce"), signature: h.get("x-qdp-signature") },
           method: request.method,
           target,
-          user: rawUser === null ? null : (decodeHeaderUtf8(rawUser) ?? rawUser),
+          user: rawUser === null ? null : (headerUser ?? rawUser),
           body,
         },
         keys,
@@ -114,7 +116,7 @@ export function createCallHandler(d: CallHandlerDeps) {
 
     let data: unknown;
     let funcNo: number | null;
-    let user = rawUser === null ? null : userFromHeader(rawUser);
+    let user = rawUser === null ? null : userFromDecodedHeader(headerUser);
     // For /api the body is the input itself: its bytes go through the hop untouched.
     let inputBytes: Uint8Array | undefined;
     if (route.kind === "api") {
