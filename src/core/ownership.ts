@@ -58,16 +58,14 @@ export function checkUser(user: unknown): string {
 /**
  * A user id from an HTTP header. Header values reach JavaScript as Latin-1 text (one char per
  * byte); decoding them as strict UTF-8 first means a user sent as UTF-8 in the header and the
- * same user in a JSON envelope are one user and hash to the same owner.
+ * same user in a JSON envelope are one user and hash to the same owner. A value holding a char
+ * above U+00FF was already decoded by the runtime and is taken as it is.
+ * @param decoded the value through {@link decodeHeaderUtf8}, when the caller has it already.
  */
-export function userFromHeader(value: string): string {
-  return userFromDecodedHeader(decodeHeaderUtf8(value));
-}
-
-/** The same, for a header value the caller already decoded ({@link decodeHeaderUtf8}; null = not UTF-8). */
-export function userFromDecodedHeader(text: string | null): string {
-  if (text === null) throw badUser("is not valid UTF-8");
-  return checkUser(text);
+export function userFromHeader(value: string, decoded: string | null = decodeHeaderUtf8(value)): string {
+  if (decoded !== null) return checkUser(decoded);
+  if (/[^\x00-\xff]/.test(value)) return checkUser(value);
+  throw badUser("is not valid UTF-8");
 }
 
 function badUser(why: string): QdpError {

@@ -7,7 +7,7 @@ import type { AllowList } from "../core/cidr.ts";
 import type { Config } from "../core/config.ts";
 import { QdpError, toQdpError } from "../core/errors.ts";
 import type { KeyRing } from "../core/keys.ts";
-import { checkUser, userFromDecodedHeader } from "../core/ownership.ts";
+import { checkUser, userFromHeader } from "../core/ownership.ts";
 import { decodeHeaderUtf8, verifyRequest, type VerifiedCall } from "../core/signing.ts";
 import type { Router } from "../affinity/router.ts";
 import { parseFuncNo, type Registry } from "../services/registry.ts";
@@ -116,7 +116,7 @@ export function createCallHandler(d: CallHandlerDeps) {
 
     let data: unknown;
     let funcNo: number | null;
-    let user = rawUser === null ? null : userFromDecodedHeader(headerUser);
+    let user = rawUser === null ? null : userFromHeader(rawUser, headerUser);
     // For /api the body is the input itself: its bytes go through the hop untouched.
     let inputBytes: Uint8Array | undefined;
     if (route.kind === "api") {
