@@ -98,11 +98,6 @@ export class HopClient {
     return !!c && c.ready && !c.retired;
   }
 
-  /** The generation this worker believes serves index `i`. */
-  genOf(i: number): number | undefined {
-    return this.slots[i]?.addr?.gen;
-  }
-
   /** Where each index's worker listens (from the supervisor). A newer generation replaces the connection. */
   setPeers(peers: PeerAddress[]): void {
     for (const p of peers) {

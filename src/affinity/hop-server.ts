@@ -28,8 +28,6 @@ interface ConnState {
 
 export interface HopServer {
   readonly path: string;
-  /** Connected, authenticated peers. */
-  readonly connections: number;
   stop(): void;
 }
 
@@ -37,7 +35,6 @@ export function startHopServer(opts: { path: string; secret: string; log: Logger
   try {
     unlinkSync(opts.path);
   } catch {}
-  let connections = 0;
   const listener: UnixSocketListener<ConnState> = Bun.listen<ConnState>({
     unix: opts.path,
     socket: {
@@ -65,7 +62,6 @@ export function startHopServer(opts: { path: string; secret: string; log: Logger
         socket.data.outbox.onDrain();
       },
       close(socket) {
-        if (socket.data.authed) connections--;
         socket.data.outbox.close();
       },
       error(socket, err) {
@@ -91,7 +87,6 @@ export function startHopServer(opts: { path: string; secret: string; log: Logger
       }
       state.authed = true;
       state.peer = index;
-      connections++;
       state.outbox.send(FrameType.HELLO, 0, JSON.stringify({ ok: true }));
       return;
     }
@@ -116,9 +111,6 @@ export function startHopServer(opts: { path: string; secret: string; log: Logger
 
   return {
     path: opts.path,
-    get connections() {
-      return connections;
-    },
     stop() {
       listener.stop(true);
       try {

@@ -7,6 +7,7 @@
  * per-process random part, then an increasing counter), so sorting by `_id` descending is
  * "newest first": exact inside a worker, to the second between workers.
  */
+import { redactUrl } from "../core/config.ts";
 import { MongoClient, ObjectId, type Collection, type Document, type W } from "mongodb";
 import type { RecordInput, RecordQuery, RecordStore, StoredRecord } from "./record-store.ts";
 
@@ -171,7 +172,7 @@ export async function createMongoStore(opts: MongoStoreOptions): Promise<RecordS
 
 /** `mongodb://user:secret@host/db` → `mongodb://user:***@host/db`, for logs and error messages. */
 export function redactMongoUrl(url: string): string {
-  return url.replace(/^(mongodb(?:\+srv)?:\/\/[^:@/]*):[^@/]*@/i, "$1:***@");
+  return redactUrl(url);
 }
 
 /** The database named by the URL path (`mongodb://h/name?x=1` → `name`), else `qdp`. */
