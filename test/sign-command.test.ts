@@ -3,7 +3,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseKeyList } from "../src/core/keys.ts";
-import { decodeHeaderUtf8, verifyRequest } from "../src/core/signing.ts";
+import { verifyRequest } from "../src/core/signing.ts";
+import { signatureInput } from "../src/edge/signature-input.ts";
 import { signCommand } from "../src/ops/sign-command.ts";
 import fixtures from "./fixtures/signing-vectors.json";
 
@@ -77,21 +78,9 @@ describe("qdp sign", () => {
     const server = Bun.serve({
       port: 0,
       async fetch(req) {
-        const raw = req.headers.get("x-qdp-user");
         try {
           verifyRequest(
-            {
-              method: req.method,
-              target: req.url.slice(req.url.indexOf("/", req.url.indexOf("//") + 2)),
-              user: raw === null ? null : decodeHeaderUtf8(raw),
-              body: new Uint8Array(await req.arrayBuffer()),
-              headers: {
-                keyId: req.headers.get("x-qdp-key-id"),
-                timestamp: req.headers.get("x-qdp-timestamp"),
-                nonce: req.headers.get("x-qdp-nonce"),
-                signature: req.headers.get("x-qdp-signature"),
-              },
-            },
+            signatureInput(req, new Uint8Array(await req.arrayBuffer())),
             keys,
             Math.floor(Date.now() / 1000),
           );

@@ -12,6 +12,7 @@ import {
   type VerifyInput,
 } from "../src/core/signing.ts";
 import { signRequest } from "../src/client/sign.ts";
+import { signatureInput } from "../src/edge/signature-input.ts";
 import fixtures from "./fixtures/signing-vectors.json";
 
 const ring = parseKeyList(Object.entries(fixtures.keys).map(([id, s]) => `${id}:${s}`).join(",")).ring;
@@ -261,23 +262,9 @@ describe("client helper", () => {
     const server = Bun.serve({
       port: 0,
       async fetch(req) {
-        const url = req.url;
-        const target = url.slice(url.indexOf("/", url.indexOf("//") + 2));
-        const rawUser = req.headers.get("x-qdp-user");
         try {
           const r = verifyRequest(
-            {
-              method: req.method,
-              target,
-              user: rawUser === null ? null : decodeHeaderUtf8(rawUser),
-              body: new Uint8Array(await req.arrayBuffer()),
-              headers: {
-                keyId: req.headers.get("x-qdp-key-id"),
-                timestamp: req.headers.get("x-qdp-timestamp"),
-                nonce: req.headers.get("x-qdp-nonce"),
-                signature: req.headers.get("x-qdp-signature"),
-              },
-            },
+            signatureInput(req, new Uint8Array(await req.arrayBuffer())),
             ring,
             Math.floor(Date.now() / 1000),
           );

@@ -9,6 +9,7 @@ import { QdpError, toQdpError } from "../core/errors.ts";
 import type { KeyRing } from "../core/keys.ts";
 import { checkUser, userFromHeader } from "../core/ownership.ts";
 import { decodeHeaderUtf8, verifyRequest, type VerifiedCall } from "../core/signing.ts";
+import { signatureInput } from "./signature-input.ts";
 import type { Router } from "../affinity/router.ts";
 import { parseFuncNo, type Registry } from "../services/registry.ts";
 import type { Logger } from "../services/types.ts";
@@ -97,22 +98,7 @@ export function createCallHandler(d: CallHandlerDeps) {
     const headerUser = rawUser === null ? null : decodeHeaderUtf8(rawUser);
     const keys = d.keys();
     let verified: VerifiedCall | null = null;
-    if (keys !== null) {
-      const url = request.url;
-      const target = url.slice(url.indexOf("/", url.indexOf("//") + 2));
-      const h = request.headers;
-      verified = verifyRequest(
-        {
-          headers: { keyId: h.get("x-qdp-key-id"), timestamp: h.get("x-qdp-timestamp"), nonce: h.get("x-qdp-nonce"), signature: h.get("x-qdp-signature") },
-          method: request.method,
-          target,
-          user: rawUser === null ? null : (headerUser ?? rawUser),
-          body,
-        },
-        keys,
-        Math.floor(Date.now() / 1000),
-      );
-    }
+    if (keys !== null) verified = verifyRequest(signatureInput(request, body, headerUser), keys, Math.floor(Date.now() / 1000));
 
     let data: unknown;
     let funcNo: number | null;
