@@ -24,6 +24,8 @@ export const ERROR_CATALOGUE = {
   UPSTREAM_ERROR: { status: 502, doc: "An upstream service the function called failed or answered badly." },
   OVERLOADED: { status: 503, doc: "The worker has `QDP_MAX_INFLIGHT` calls in flight (or a bounded queue is full); retry after `Retry-After`." },
   OWNER_UNAVAILABLE: { status: 503, doc: "The user's owner worker stayed down for `QDP_OWNER_WAIT_MS`; retry after `Retry-After`." },
+  SESSION_UNAVAILABLE: { status: 503, doc: "The session store could not be read or written in time; the call's session change was not stored. Retry after `Retry-After`." },
+  SESSION_CONFLICT: { status: 503, doc: "The user's stored session changed since this owner loaded it (another host served the user); the change was not stored and a retry runs on fresh state." },
   TIMEOUT: { status: 504, doc: "The call (or an upstream call) ran past its deadline (`QDP_TIMEOUT_MS`); its work was aborted." },
   INTERNAL: { status: 500, doc: "An unexpected failure inside the server; details are in the log under the request id, never in the body." },
 } as const satisfies Record<string, ErrorSpec>;
