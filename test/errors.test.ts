@@ -146,7 +146,7 @@ describe("QdpError", () => {
   test("503 codes get Retry-After 1 by default, other codes none", () => {
     expect(DEFAULT_RETRY_AFTER_S).toBe(1);
     const unavailable = ERROR_CODES.filter((c) => ERROR_CATALOGUE[c].status === 503);
-    expect(unavailable.sort()).toEqual(["OVERLOADED", "OWNER_UNAVAILABLE"]);
+    expect(unavailable.sort()).toEqual(["OVERLOADED", "OWNER_UNAVAILABLE", "SESSION_CONFLICT", "SESSION_UNAVAILABLE"]);
     for (const code of ERROR_CODES) {
       const expected = ERROR_CATALOGUE[code].status === 503 ? 1 : undefined;
       expect({ code, retryAfter: new QdpError(code, "x").retryAfter }).toEqual({ code, retryAfter: expected });
