@@ -21,6 +21,20 @@ export interface Config {
   maxBody: number;
   /** `QDP_TIMEOUT_MS`: deadline of one call; past it 504 and the handler's signal aborts. Default 30000. */
   timeoutMs: number;
+  /**
+   * `QDP_BODY_TIMEOUT_MS`: a request (head and body) must arrive whole within this long of its
+   * first byte, else `400 VALIDATION` and the connection is closed. Reading is not a call in
+   * flight, so slow senders cannot use up `QDP_MAX_INFLIGHT`. Default 10000.
+   */
+  bodyTimeoutMs: number;
+  /** `QDP_KEEPALIVE_MS`: an idle keep-alive connection is closed after this long. Default 75000. */
+  keepAliveMs: number;
+  /**
+   * `QDP_DRAIN_IDLE_MS`: while a worker drains (stop, reload), a keep-alive connection idle this
+   * long is closed; every other connection is closed after a response saying `Connection: close`.
+   * Default 1000.
+   */
+  drainIdleMs: number;
   /** `QDP_MAX_INFLIGHT`: calls in flight per worker before 503 OVERLOADED. Default 20000. */
   maxInflight: number;
   /** `QDP_BACKLOG`: listen backlog of the public socket (the kernel caps it at net.core.somaxconn). Default 4096. */
@@ -184,6 +198,9 @@ export function loadConfig(env: Source, cpus: number, fileText?: string): Config
     ownerWaitMs: r.int("QDP_OWNER_WAIT_MS", 3_000, 0, 600_000),
     maxBody: r.bytes("QDP_MAX_BODY", 1024 * 1024),
     timeoutMs: r.int("QDP_TIMEOUT_MS", 30_000, 1, 3_600_000),
+    bodyTimeoutMs: r.int("QDP_BODY_TIMEOUT_MS", 10_000, 100, 3_600_000),
+    keepAliveMs: r.int("QDP_KEEPALIVE_MS", 75_000, 100, 3_600_000),
+    drainIdleMs: r.int("QDP_DRAIN_IDLE_MS", 1_000, 10, 600_000),
     maxInflight: r.int("QDP_MAX_INFLIGHT", 20_000, 1, 10_000_000),
     backlog: r.int("QDP_BACKLOG", 4096, 1, 1_000_000),
     statsPort: r.int("QDP_STATS_PORT", 9191, 0, 65535),
@@ -234,7 +251,7 @@ export function loadConfig(env: Source, cpus: number, fileText?: string): Config
 /** Every variable the server reads, for the README test that keeps the docs complete. */
 export const CONFIG_VARIABLES = [
   "QDP_CONFIG", "QDP_HOST", "QDP_PORT", "QDP_WORKERS", "QDP_GRACE_MS", "QDP_OWNER_WAIT_MS", "QDP_MAX_BODY",
-  "QDP_TIMEOUT_MS", "QDP_MAX_INFLIGHT", "QDP_BACKLOG", "QDP_STATS_PORT", "QDP_RUNTIME_DIR", "QDP_DATA_DIR",
+  "QDP_TIMEOUT_MS", "QDP_BODY_TIMEOUT_MS", "QDP_KEEPALIVE_MS", "QDP_DRAIN_IDLE_MS", "QDP_MAX_INFLIGHT", "QDP_BACKLOG", "QDP_STATS_PORT", "QDP_RUNTIME_DIR", "QDP_DATA_DIR",
   "QDP_UAP_KEYS", "QDP_UAP_KEYS_FILE", "QDP_ALLOW_CIDRS", "QDP_INSECURE", "QDP_UPSTREAM_A", "QDP_UPSTREAM_B",
   "QDP_UPSTREAM_TIMEOUT_MS", "QDP_MONGO_URL", "QDP_MONGO_POOL", "QDP_MONGO_W", "QDP_SESSION_MAX",
   "QDP_SESSION_TTL_S", "QDP_DIRECT_PORT_BASE", "QDP_HOP_MAX_PENDING", "QDP_NONCE_MAX", "QDP_DEMO_SERVICES",

@@ -9,7 +9,7 @@ import { ERROR_CATALOGUE, QdpError } from "../core/errors.ts";
 import { SIGNING_HEADERS } from "../core/signing.ts";
 import type { Registry } from "../services/registry.ts";
 import { createCallHandler, type CallHandlerDeps } from "./call-handler.ts";
-import { errorResponse, jsonResponse, requestIdOf, type ResponseMeta } from "./responses.ts";
+import { errorResponse, jsonResponse, requestIdOf, toResponse, type ResponseMeta } from "./responses.ts";
 
 export interface EdgeAppDeps extends CallHandlerDeps {
   /** Readiness for /readyz: false while starting or draining. */
@@ -21,7 +21,7 @@ export interface EdgeAppDeps extends CallHandlerDeps {
 }
 
 export function createEdgeApp(d: EdgeAppDeps) {
-  const handleCall = createCallHandler(d);
+  const { handleRequest } = createCallHandler(d);
   const metaOf = (request: Request): ResponseMeta => ({
     edge: d.index,
     worker: d.index,
@@ -53,8 +53,12 @@ export function createEdgeApp(d: EdgeAppDeps) {
     .get("/readyz", ({ request }) =>
       jsonResponse(d.ready() && !d.draining() ? 200 : 503, { ready: d.ready() && !d.draining(), worker: d.index, ...d.readyInfo() }, metaOf(request)),
     )
-    .post("/qdp", ({ request, server }) => handleCall(request, { kind: "envelope" }, () => server?.requestIP(request)?.address ?? null), { parse: "none" })
-    .post("/api/:funcNo", ({ request, params, server }) => handleCall(request, { kind: "api", funcNo: params.funcNo }, () => server?.requestIP(request)?.address ?? null), {
+    // The public port runs these two through edge/public-server.ts without Elysia; here they
+    // serve in-process use (`app.handle`) and define the routes for Swagger.
+    .post("/qdp", async ({ request, server }) => toResponse(await handleRequest(request, { kind: "envelope" }, () => server?.requestIP(request)?.address ?? null)), {
+      parse: "none",
+    })
+    .post("/api/:funcNo", async ({ request, params, server }) => toResponse(await handleRequest(request, { kind: "api", funcNo: params.funcNo }, () => server?.requestIP(request)?.address ?? null)), {
       parse: "none",
     });
   return app;

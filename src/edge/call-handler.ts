@@ -9,11 +9,12 @@ import { QdpError, toQdpError } from "../core/errors.ts";
 import type { KeyRing } from "../core/keys.ts";
 import { checkUser, userFromHeader } from "../core/ownership.ts";
 import { decodeHeaderUtf8, verifyRequest, type VerifiedCall } from "../core/signing.ts";
-import { signatureInput } from "./signature-input.ts";
+import { parseJsonBody } from "../core/json-input.ts";
+import { requestTarget, signatureInputOf, type SignedRequest } from "./signature-input.ts";
 import type { Router } from "../affinity/router.ts";
 import { parseFuncNo, type Registry } from "../services/registry.ts";
 import type { Logger } from "../services/types.ts";
-import { errorResponse, okResponse, requestIdOf, type ResponseMeta } from "./responses.ts";
+import { errorReply, okReply, requestIdOf, type Reply, type ResponseMeta } from "./responses.ts";
 
 export interface EdgeCounters {
   /** HTTP requests finished by this edge (calls, health checks excluded). */
@@ -22,6 +23,8 @@ export interface EdgeCounters {
   inflight: number;
   /** Error responses by code. */
   errors: Record<string, number>;
+  /** Clients that closed their connection before their answer (mid-request or while it ran). */
+  clientAborts: number;
 }
 
 export interface CallHandlerDeps {
@@ -39,20 +42,31 @@ export interface CallHandlerDeps {
   accessLog?: boolean;
 }
 
-const decoder = new TextDecoder();
 const EMPTY = new Uint8Array(0);
+const SIGNING_HEADER_NAMES = ["x-qdp-key-id", "x-qdp-timestamp", "x-qdp-nonce", "x-qdp-signature"] as const;
 
 /** Where the call came from: the envelope route or /api/<funcNo>. */
 export type CallRoute = { kind: "envelope" } | { kind: "api"; funcNo: string };
 
+/**
+ * One call as a transport hands it over, body already read: the public HTTP/1.1 transport
+ * (edge/public-server.ts) and the Elysia routes (in-process use) both build it.
+ */
+export interface CallInput extends SignedRequest {
+  /** Whether a header came more than once (a Fetch `Request` cannot tell, and answers false). */
+  repeated(name: string): boolean;
+  clientIp: string | null;
+}
+
 export function createCallHandler(d: CallHandlerDeps) {
   const { counters } = d;
 
-  return async function handleCall(request: Request, route: CallRoute, clientIp: () => string | null): Promise<Response> {
+  /** Runs one call and answers it; never throws. */
+  async function handleCall(input: CallInput, route: CallRoute): Promise<Reply> {
     const meta: ResponseMeta = {
       edge: d.index,
       worker: d.index,
-      requestId: requestIdOf(request.headers.get("x-request-id"), d.index),
+      requestId: requestIdOf(input.header("x-request-id"), d.index),
       close: d.draining(),
     };
     if (counters.inflight >= d.config.maxInflight) {
@@ -61,10 +75,10 @@ export function createCallHandler(d: CallHandlerDeps) {
     }
     counters.inflight++;
     const started = d.accessLog ? performance.now() : 0;
-    let res: Response | undefined;
+    let res: Reply | undefined;
     try {
-      const { funcNo, text } = await run(request, route, clientIp, meta);
-      return (res = okResponse(funcNo, text, meta));
+      const { funcNo, text } = await run(input, route, meta);
+      return (res = okReply(funcNo, text, meta));
     } catch (err) {
       return (res = fail(toQdpError(err), meta));
     } finally {
@@ -74,31 +88,54 @@ export function createCallHandler(d: CallHandlerDeps) {
         d.log.debug("call", { requestId: meta.requestId, path: route.kind === "api" ? `/api/${route.funcNo}` : "/qdp", status: res?.status, ms: +(performance.now() - started).toFixed(3), edge: meta.edge, ran: meta.worker });
       }
     }
-  };
-
-  function fail(e: QdpError, meta: ResponseMeta): Response {
-    counters.errors[e.code] = (counters.errors[e.code] ?? 0) + 1;
-    if (e.code === "INTERNAL" && !e.logged) d.log.error("call failed", { requestId: meta.requestId, err: e.cause ?? e });
-    return errorResponse(e, meta);
   }
 
-  async function run(request: Request, route: CallRoute, clientIp: () => string | null, meta: ResponseMeta): Promise<{ funcNo: number; text: string }> {
+  /**
+   * The same for a Fetch `Request` (the Elysia routes): reads the body within QDP_MAX_BODY first.
+   */
+  async function handleRequest(request: Request, route: CallRoute, clientIp: () => string | null): Promise<Reply> {
+    const declared = request.headers.get("content-length");
+    let body = EMPTY;
+    try {
+      if (declared !== null && Number(declared) > d.config.maxBody) throw tooLarge(d.config.maxBody);
+      if (request.body !== null) body = new Uint8Array(await request.arrayBuffer());
+      if (body.length > d.config.maxBody) throw tooLarge(d.config.maxBody);
+    } catch (err) {
+      counters.requests++;
+      const meta: ResponseMeta = { edge: d.index, worker: d.index, requestId: requestIdOf(request.headers.get("x-request-id"), d.index), close: d.draining() };
+      return fail(toQdpError(err), meta);
+    }
+    const h = request.headers;
+    return handleCall({ method: request.method, target: requestTarget(request), header: (n) => h.get(n), repeated: () => false, body, clientIp: clientIp() }, route);
+  }
+
+  function fail(e: QdpError, meta: ResponseMeta): Reply {
+    counters.errors[e.code] = (counters.errors[e.code] ?? 0) + 1;
+    if (e.code === "INTERNAL" && !e.logged) d.log.error("call failed", { requestId: meta.requestId, err: e.cause ?? e });
+    return errorReply(e, meta);
+  }
+
+  async function run(input: CallInput, route: CallRoute, meta: ResponseMeta): Promise<{ funcNo: number; text: string }> {
     const deadline = Date.now() + d.config.timeoutMs;
     if (d.allow) {
-      const ip = clientIp();
+      const ip = input.clientIp;
       if (ip === null || !d.allow.allows(ip)) throw new QdpError("FORBIDDEN", "source address not allowed");
     }
-    const declared = request.headers.get("content-length");
-    if (declared !== null && Number(declared) > d.config.maxBody) throw tooLarge(d.config.maxBody);
-    const body = request.body === null ? EMPTY : new Uint8Array(await request.arrayBuffer());
+    const body = input.body;
     if (body.length > d.config.maxBody) throw tooLarge(d.config.maxBody);
 
-    const rawUser = request.headers.get("x-qdp-user");
+    // A repeated user would be one user here ("a, b") and another at a front proxy that takes
+    // the first value: refuse it, and repeated signing headers likewise.
+    if (input.repeated("x-qdp-user")) throw new QdpError("BAD_USER", "X-QDP-User sent more than once");
+    const rawUser = input.header("x-qdp-user");
     // Decoded once: the signature covers the text, and the user rules check the same text.
     const headerUser = rawUser === null ? null : decodeHeaderUtf8(rawUser);
     const keys = d.keys();
     let verified: VerifiedCall | null = null;
-    if (keys !== null) verified = verifyRequest(signatureInput(request, body, headerUser), keys, Math.floor(Date.now() / 1000));
+    if (keys !== null) {
+      for (const name of SIGNING_HEADER_NAMES) if (input.repeated(name)) throw new QdpError("UNAUTHENTICATED", `${name} sent more than once`);
+      verified = verifyRequest(signatureInputOf(input, headerUser), keys, Math.floor(Date.now() / 1000));
+    }
 
     let data: unknown;
     let funcNo: number | null;
@@ -108,10 +145,10 @@ export function createCallHandler(d: CallHandlerDeps) {
     if (route.kind === "api") {
       funcNo = parseFuncNo(route.funcNo);
       if (funcNo === null) throw new QdpError("UNKNOWN_FUNCTION", `no function ${JSON.stringify(route.funcNo)}`);
-      data = body.length === 0 ? null : parseJson(body);
+      data = body.length === 0 ? null : parseJsonBody(body);
       if (body.length > 0) inputBytes = body;
     } else {
-      const env = parseJson(body);
+      const env = parseJsonBody(body);
       if (typeof env !== "object" || env === null || Array.isArray(env)) throw new QdpError("BAD_JSON", "the envelope must be a JSON object");
       const e = env as { funcNo?: unknown; userId?: unknown; data?: unknown };
       funcNo = parseFuncNo(e.funcNo);
@@ -148,14 +185,8 @@ export function createCallHandler(d: CallHandlerDeps) {
     meta.worker = result.worker;
     return { funcNo, text: result.text };
   }
-}
 
-function parseJson(bytes: Uint8Array): unknown {
-  try {
-    return JSON.parse(decoder.decode(bytes));
-  } catch (err) {
-    throw new QdpError("BAD_JSON", `body is not valid JSON: ${(err as Error).message}`);
-  }
+  return { handleCall, handleRequest };
 }
 
 function tooLarge(max: number): QdpError {

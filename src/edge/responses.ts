@@ -1,8 +1,12 @@
 /**
  * Building the contract's responses. Every response carries X-QDP-Worker, X-QDP-Edge and
- * X-Request-Id (CONTRACT.md §3).
+ * X-Request-Id (CONTRACT.md §3). They are built as transport-neutral replies: the public
+ * HTTP/1.1 transport writes them as they are, the Elysia routes wrap them in a `Response`.
  */
 import { errorBody, type QdpError } from "../core/errors.ts";
+import type { Reply } from "./http1-server.ts";
+
+export type { Reply };
 
 export interface ResponseMeta {
   edge: number;
@@ -24,19 +28,27 @@ function headers(meta: ResponseMeta): Record<string, string> {
 }
 
 /** 200 with the handler's output, spliced in as JSON text (it is never parsed here). */
-export function okResponse(funcNo: number, outputJson: string, meta: ResponseMeta): Response {
-  return new Response(`{"ok":true,"funcNo":${funcNo},"data":${outputJson}}`, { status: 200, headers: headers(meta) });
+export function okReply(funcNo: number, outputJson: string, meta: ResponseMeta): Reply {
+  return { status: 200, headers: headers(meta), body: `{"ok":true,"funcNo":${funcNo},"data":${outputJson}}` };
 }
 
-export function errorResponse(err: QdpError, meta: ResponseMeta): Response {
+export function errorReply(err: QdpError, meta: ResponseMeta): Reply {
   const h = headers(meta);
   if (err.retryAfter !== undefined) h["retry-after"] = String(err.retryAfter);
-  return new Response(JSON.stringify(errorBody(err.code, err.message, err.details)), { status: err.status, headers: h });
+  return { status: err.status, headers: h, body: JSON.stringify(errorBody(err.code, err.message, err.details)) };
 }
 
-export function jsonResponse(status: number, body: unknown, meta: ResponseMeta): Response {
-  return new Response(JSON.stringify(body), { status, headers: headers(meta) });
+export function jsonReply(status: number, body: unknown, meta: ResponseMeta): Reply {
+  return { status, headers: headers(meta), body: JSON.stringify(body) };
 }
+
+/** A reply as a Fetch `Response` (Elysia routes, in-process tests). */
+export function toResponse(reply: Reply): Response {
+  return new Response(reply.body, { status: reply.status, headers: reply.headers });
+}
+
+export const errorResponse = (err: QdpError, meta: ResponseMeta): Response => toResponse(errorReply(err, meta));
+export const jsonResponse = (status: number, body: unknown, meta: ResponseMeta): Response => toResponse(jsonReply(status, body, meta));
 
 let counter = 0;
 const bootId = Math.random().toString(36).slice(2, 8);

@@ -34,6 +34,7 @@ export function renderMetrics(s: ClusterStats): string {
     ["qdp_sessions", "gauge", "User sessions held by the worker.", (w) => w.sessions ?? 0],
     ["qdp_owner_waits_total", "counter", "Calls that waited for their owner to come up.", (w) => w.ownerWaits ?? 0],
     ["qdp_owner_unavailable_total", "counter", "Calls answered 503 OWNER_UNAVAILABLE.", (w) => w.ownerUnavailable ?? 0],
+    ["qdp_client_aborts_total", "counter", "Clients that closed their connection before their answer (not server errors).", (w) => w.clientAborts ?? 0],
     ["qdp_waiting_for_owner", "gauge", "Calls waiting for their owner now.", (w) => w.waitingForOwner ?? 0],
   ];
   for (const [name, type, help, get] of perWorker) {

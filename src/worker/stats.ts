@@ -34,5 +34,9 @@ export interface WorkerStats {
   hopFrames: number;
   hopWrites: number;
   errors: Record<string, number>;
+  /** Clients that closed their connection mid-request or before their answer; not errors. */
+  clientAborts: number;
+  /** Open connections on the public (and direct) port. */
+  connections: number;
   upstream: Record<string, { calls: number; errors: number; timeouts: number; latency: HistogramData }>;
 }

@@ -17,6 +17,7 @@ import { loadConfig } from "../core/config.ts";
 import { loadKeyRing, type KeyRing } from "../core/keys.ts";
 import { createReplayCache } from "../core/replay-cache.ts";
 import { createEdgeApp } from "../edge/app.ts";
+import { startPublicServer } from "../edge/public-server.ts";
 import type { EdgeCounters } from "../edge/call-handler.ts";
 import { createLogger, flushLogs } from "../ops/logger.ts";
 import { buildRegistry } from "../services/index.ts";
@@ -39,7 +40,7 @@ const send = (m: FromWorker) => process.send?.(m);
 
 let state: WorkerStats["state"] = "starting";
 const startedAt = Date.now();
-const counters: EdgeCounters = { requests: 0, inflight: 0, errors: {} };
+const counters: EdgeCounters = { requests: 0, inflight: 0, errors: {}, clientAborts: 0 };
 
 function readKeys(): KeyRing | null {
   const { ring, warnings } = loadKeyRing({ QDP_UAP_KEYS: config.uapKeys, QDP_UAP_KEYS_FILE: config.uapKeysFile }, (p) => readFileSync(p, "utf8"));
@@ -149,22 +150,14 @@ function peersUp(): number {
   return n;
 }
 
-// Bun answers bodies past maxRequestBodySize itself; keep that well above QDP_MAX_BODY so our
-// own 413 with the contract's body is what callers see. Bun also closes a connection whose
-// request shows no activity for idleTimeout seconds, pending handler included: keep it past
-// the call deadline (Bun's maximum is 255 s), so a slow call ends in our 504, not a cut socket.
-const serveOptions = {
-  hostname: config.host,
-  reusePort: true,
-  maxRequestBodySize: config.maxBody * 2 + 65536,
-  idleTimeout: Math.min(255, Math.max(60, Math.ceil(config.timeoutMs / 1000) + 10)),
-} as const;
-const app = createEdgeApp(edgeDeps).listen({ ...serveOptions, port: config.port });
-const server = app.server!;
-setListenBacklog(server.port!, config.backlog, log);
-const direct =
-  config.directPortBase === undefined ? null : createEdgeApp(edgeDeps).listen({ ...serveOptions, port: config.directPortBase + index }).server!;
-if (direct) setListenBacklog(direct.port!, config.backlog, log);
+// The public port (and the direct port) speak HTTP/1.1 through our own transport; Elysia answers
+// everything but the two call routes (edge/public-server.ts says why).
+const app = createEdgeApp(edgeDeps);
+const listen = (port: number) => startPublicServer({ hostname: config.host, port, deps: edgeDeps, limits: config, app });
+const server = listen(config.port);
+setListenBacklog(server.port, config.backlog, log);
+const direct = config.directPortBase === undefined ? null : listen(config.directPortBase + index);
+if (direct) setListenBacklog(direct.port, config.backlog, log);
 
 if (state === "starting") state = "ready";
 log.info("worker listening", { port: server.port, direct: direct?.port, hop: hopPath, gen, takesOver });
@@ -179,8 +172,9 @@ sweeper.unref();
  * Stops accepting and lets in-flight work finish (bounded by QDP_GRACE_MS), then exits.
  * Closing our listener is safe only because the kernel migrates connections still queued on
  * it to the other listeners of the port (net.ipv4.tcp_migrate_req=1, which the supervisor
- * turns on; see docs/tuning.md). Responses get `Connection: close` meanwhile, so keep-alive
- * clients move to the other workers instead of being cut.
+ * turns on; see docs/tuning.md). Open connections are not cut: each gets `Connection: close` on
+ * its next response and is closed after it; one that stays idle for QDP_DRAIN_IDLE_MS is closed
+ * (clients reusing a connection at once always get their answer). Only then do we exit.
  */
 async function drainAndExit(): Promise<never> {
   if (!draining) {
@@ -188,27 +182,25 @@ async function drainAndExit(): Promise<never> {
     if (state !== "handing-off") state = "draining";
     send({ type: "draining" });
     const until = Date.now() + config.graceMs;
-    // Keep the listener a moment so requests already on the way still land here and are answered.
-    await Bun.sleep(50);
-    server.stop(false);
-    direct?.stop(false);
-    // Wait for calls at this edge and calls run for other edges, then a short quiet period so
-    // a peer's call that is still in its event loop can arrive.
+    server.drain(config.drainIdleMs);
+    direct?.drain(config.drainIdleMs);
+    // Wait for calls at this edge, calls run for other edges and open connections, then a short
+    // quiet period so a peer's call that is still in its event loop can arrive.
     let quietSince = 0;
     while (Date.now() < until) {
-      const busy = counters.inflight > 0 || executor.executing > 0;
+      const busy = counters.inflight > 0 || executor.executing > 0 || server.connections > 0 || (direct?.connections ?? 0) > 0;
       if (busy) quietSince = 0;
       else if (quietSince === 0) quietSince = Date.now();
       else if (Date.now() - quietSince >= 200) break;
       await Bun.sleep(10);
     }
-    if (counters.inflight > 0 || executor.executing > 0) {
-      log.warn("grace period over with work in flight", { inflight: counters.inflight, executing: executor.executing });
+    if (counters.inflight > 0 || executor.executing > 0 || server.connections > 0) {
+      log.warn("grace period over with work in flight", { inflight: counters.inflight, executing: executor.executing, connections: server.connections });
     }
     hop.stop();
     hopServer.stop();
-    server.stop(true);
-    direct?.stop(true);
+    server.close();
+    direct?.close();
     await records.close().catch(() => {});
     log.info("worker stopped", { requests: counters.requests });
     await flushLogs();
@@ -292,6 +284,8 @@ function collectStats(): WorkerStats {
     hopFrames: outboxTotals.frames,
     hopWrites: outboxTotals.writes,
     errors: { ...counters.errors },
+    clientAborts: counters.clientAborts,
+    connections: server.connections + (direct?.connections ?? 0),
     upstream,
   };
 }

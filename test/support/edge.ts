@@ -79,7 +79,7 @@ export function createTestEdge(o: TestEdgeOptions = {}): TestEdge {
     hop.setPeers([{ index: 1, gen: 2, path }]);
   }
   const router = new Router(0, workers, executors[0]!, hop);
-  const counters: EdgeCounters = { requests: 0, inflight: 0, errors: {} };
+  const counters: EdgeCounters = { requests: 0, inflight: 0, errors: {}, clientAborts: 0 };
   const keys = o.keys ? parseKeyList(o.keys).ring : null;
   const app = createEdgeApp({
     index: 0,
