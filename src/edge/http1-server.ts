@@ -244,7 +244,8 @@ export function serveHttp1(o: Http1ServerOptions): Http1Server {
   function write(c: Conn, reply: Reply, keepAlive: boolean, headOnly: boolean): void {
     const body = typeof reply.body === "string" ? Buffer.from(reply.body) : reply.body;
     let text = `HTTP/1.1 ${reply.status} ${STATUS_TEXT[reply.status] ?? "Status"}\r\n`;
-    for (const name in reply.headers) text += `${name}: ${reply.headers[name]}\r\n`;
+    // Connection is the transport's to say (a reply's own would be written twice).
+    for (const name in reply.headers) if (name !== "connection") text += `${name}: ${reply.headers[name]}\r\n`;
     text += `content-length: ${body.length}\r\ndate: ${httpDate()}\r\n`;
     if (!keepAlive) text += "connection: close\r\n";
     text += "\r\n";

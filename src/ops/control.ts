@@ -47,6 +47,9 @@ export interface StatsDoc {
     sessions?: number;
     uptimeSec?: number;
     startedAt?: number;
+    errors?: Record<string, number>;
+    clientAborts?: number;
+    connections?: number;
     [k: string]: unknown;
   }>;
 }
