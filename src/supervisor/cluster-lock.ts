@@ -50,10 +50,11 @@ function hold(name: string, info: () => LockHolder): UnixSocketListener<undefine
     return Bun.listen({
       unix: name,
       socket: {
-        open(socket) {
+        // Answer once asked: answering at once on open races Bun's own connect (the asker
+        // sees ECONNRESET before the connection is reported open).
+        data(socket) {
           socket.end(JSON.stringify(info()));
         },
-        data() {},
         error() {},
       },
     });
@@ -70,9 +71,12 @@ export async function askHolder(name: string, timeoutMs = 1000): Promise<LockHol
     Bun.connect({
       unix: name,
       socket: {
-        data(_s, chunk) {
+        open(s) {
+          s.write("?");
+        },
+        data(s, chunk) {
           text += chunk.toString();
-          if (text.length > 4096) _s.end();
+          if (text.length > 4096) s.end();
         },
         close() {
           resolve();
