@@ -41,6 +41,8 @@ const path = `${dir}/w1.sock`;
 startHopServer({
   path,
   secret,
+  index: 1,
+  gen: 2,
   log,
   async handle(type, payload) {
     const { head, input } = splitCall(payload);

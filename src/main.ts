@@ -1,14 +1,18 @@
 /**
- * Entry of `bun run start`: load and check the configuration, then run the supervisor.
- * A bad setting stops here with a sentence naming the variable — never a stack trace.
+ * Entry of `bun run start`: load and check the configuration, claim the runtime directory and
+ * the port, then run the supervisor. A bad setting, an untrusted runtime directory or a port
+ * another cluster serves stops here with a sentence (exit 2) — never a stack trace — and
+ * before anything binds the public or stats port.
  */
 import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
-import { ConfigError, loadConfig, type Config } from "./core/config.ts";
+import { ConfigError, defaultRuntimeDir, loadConfig, type Config } from "./core/config.ts";
 import { describeKeys, loadKeyRing } from "./core/keys.ts";
 import { createAllowList } from "./core/cidr.ts";
 import { createLogger, flushLogs } from "./ops/logger.ts";
+import { acquireClusterLocks, ClusterLockError, probePort, type ClusterLocks } from "./supervisor/cluster-lock.ts";
 import { ensureMigrateReq } from "./supervisor/kernel.ts";
+import { cleanUpRuntimeDir, prepareRuntimeDir, removeRuntimeDirIfUnused, removeStaleSockets, RuntimeDirError, type RuntimeDir } from "./supervisor/runtime-dir.ts";
 import { runSupervisor } from "./supervisor/supervisor.ts";
 
 function fail(message: string): never {
@@ -69,14 +73,63 @@ if (keyIds.length === 0) {
   log.info("request signing on", { keyIds });
 }
 
-if (config.port === 0) config.port = freePort(config.host);
+// With QDP_PORT=0 the port is picked here, before the locks: the lock then guards the picked
+// port like any other (a later start naming that port is refused while this cluster runs).
+if (config.port === 0) {
+  const picked = freePort(config.host);
+  if (config.runtimeDir === defaultRuntimeDir(process.env.TMPDIR, 0)) config.runtimeDir = defaultRuntimeDir(process.env.TMPDIR, picked);
+  config.port = picked;
+}
+
+// The runtime directory must be trusted before any socket is made in it (runtime-dir.ts).
+let dir: RuntimeDir;
+try {
+  dir = prepareRuntimeDir(config.runtimeDir);
+} catch (err) {
+  if (err instanceof RuntimeDirError) fail(err.message);
+  throw err;
+}
+const cfg = config;
+const refuse = (message: string, locks?: ClusterLocks): never => {
+  locks?.release();
+  if (dir.created) removeRuntimeDirIfUnused(dir.path);
+  fail(message);
+};
+
+// One port is one cluster, one runtime directory is one cluster (cluster-lock.ts).
+let locks: ClusterLocks;
+try {
+  locks = await acquireClusterLocks({
+    port: config.port,
+    runtimeDir: config.runtimeDir,
+    dirId: dir.id,
+    info: () => ({ pid: process.pid, host: cfg.host, port: cfg.port, statsPort: cfg.statsPort, runtimeDir: cfg.runtimeDir }),
+  });
+} catch (err) {
+  if (err instanceof ClusterLockError) refuse(err.message);
+  throw err;
+}
+if (!(await probePort(config.host, config.port, 3000))) {
+  refuse(
+    `port ${config.host}:${config.port} is already in use by a process that holds no qdp-server lock (another program, or a qdp-server too old to take one); stop it or choose another QDP_PORT`,
+    locks,
+  );
+}
+// The lock proves no live cluster uses the directory: what a killed one left behind goes.
+const stale = removeStaleSockets(config.runtimeDir);
+if (stale.length > 0) log.info("removed hop sockets left by a cluster that is gone", { runtimeDir: config.runtimeDir, sockets: stale });
+
 ensureMigrateReq(config.tuneSysctl, log);
+let code = 0;
 try {
   await runSupervisor(config, log);
 } catch (err) {
   log.error("supervisor failed", { err });
-  await flushLogs();
-  process.exit(1);
+  code = 1;
 }
+// Every worker has exited: nothing of this cluster stays behind (sockets, the directory it
+// made, the locks).
+cleanUpRuntimeDir(config.runtimeDir);
+locks.release();
 await flushLogs();
-process.exit(0);
+process.exit(code);

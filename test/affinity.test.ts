@@ -4,7 +4,7 @@
  * nothing from outside can pose as the hop.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { readdirSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ownerOf } from "../src/core/ownership.ts";
 import { FrameReader, FrameType, FrameWriter } from "../src/core/frames.ts";
@@ -112,6 +112,49 @@ describe("affinity on a 2-worker cluster", () => {
     expect(await runs()).toBe(before);
     // The user's session was never created: its first real call counts 1.
     expect((await counter(c, u)).body.data.count).toBe(1);
+  });
+
+  test("a 50 MiB frame before authentication is cut at its length: no buffering, the cluster serves on", async () => {
+    const dir = join(c.dir, "run");
+    const sock = readdirSync(dir).find((f) => f.startsWith("w1-") && f.endsWith(".sock"))!;
+    const pid = (await c.stats()).workers[1]!.pid!;
+    const rss = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) * 1024;
+    const before = rss();
+    let closed = false;
+    let drained: (() => void) | null = null;
+    const s = await Bun.connect({
+      unix: join(dir, sock),
+      socket: {
+        data() {},
+        drain() {
+          drained?.();
+        },
+        close() {
+          closed = true;
+        },
+        error() {},
+      },
+    });
+    // A length prefix of 50 MiB, then the data, streamed as fast as the socket takes it.
+    const chunk = new Uint8Array(256 * 1024).fill(0x61);
+    new DataView(chunk.buffer).setUint32(0, 50 * 1024 * 1024);
+    let written = 0;
+    const t0 = Date.now();
+    while (!closed && written < 50 * 1024 * 1024 && Date.now() - t0 < 5000) {
+      const n = s.write(written === 0 ? chunk : chunk.subarray(4));
+      if (n < 0) break;
+      written += n;
+      if (n === 0) await Promise.race([new Promise<void>((r) => (drained = r)), Bun.sleep(50)]);
+    }
+    for (let i = 0; i < 100 && !closed; i++) await Bun.sleep(10);
+    expect(closed).toBe(true);
+    expect(Date.now() - t0).toBeLessThan(2000);
+    // What the kernel's socket buffers took before the close, not the frame.
+    expect(written).toBeLessThan(4 * 1024 * 1024);
+    expect(rss() - before).toBeLessThan(8 * 1024 * 1024);
+    expect((await c.stats()).workers[1]!.pid).toBe(pid);
+    const u = Array.from({ length: 50 }, (_, i) => `after-flood-${i}`).find((x) => ownerOf(x, N) === 1)!;
+    for (let k = 1; k <= 3; k++) expect((await counter(c, u)).body.data.count).toBe(k);
   });
 });
 

@@ -9,6 +9,8 @@ import {
   FrameType,
   FrameWriter,
   HEADER_BYTES,
+  MAX_FRAME_BYTES,
+  PREAUTH_MAX_FRAME_BYTES,
   decodeText,
   encodeCallHead,
   splitCall,
@@ -181,6 +183,36 @@ describe("malformed streams", () => {
     const b = new Uint8Array(4);
     new DataView(b.buffer).setUint32(0, 1025);
     expect(() => reader.feed(b)).toThrow(/bad frame length 1025/);
+  });
+
+  test("before authentication the cap is PREAUTH_MAX_FRAME_BYTES; raising it applies to the frames after", () => {
+    const big = "x".repeat(PREAUTH_MAX_FRAME_BYTES);
+    const hello = encode([{ type: FrameType.HELLO, id: 0, text: "hi" }]);
+    const call = encode([{ type: FrameType.CALL, id: 1, text: big }]);
+    const stream = new Uint8Array(hello.length + call.length);
+    stream.set(hello);
+    stream.set(call, hello.length);
+    // Refused: the second frame's length is over the pre-authentication cap.
+    const refused = recorder(PREAUTH_MAX_FRAME_BYTES);
+    expect(() => refused.reader.feed(stream)).toThrow(/bad frame length/);
+    expect(refused.frames.length).toBe(1);
+    // Accepted when the first frame authenticates the peer (the handler raises the cap).
+    const frames: number[] = [];
+    const reader: FrameReader = new FrameReader((type) => {
+      frames.push(type);
+      if (type === FrameType.HELLO) reader.setMaxFrame(MAX_FRAME_BYTES);
+    }, PREAUTH_MAX_FRAME_BYTES);
+    reader.feed(stream);
+    expect(frames).toEqual([FrameType.HELLO, FrameType.CALL]);
+  });
+
+  test("a 4 MiB frame fed in 1 KiB chunks arrives intact", () => {
+    const tail = new Uint8Array(4 * 1024 * 1024);
+    for (let i = 0; i < tail.length; i++) tail[i] = (i * 7) & 0xff;
+    const bytes = encode([{ type: FrameType.RESULT, id: 3, text: "t", tail }, { type: FrameType.RESULT, id: 4, text: "next" }]);
+    const { reader, frames } = recorder();
+    for (let pos = 0; pos < bytes.length; pos += 1024) reader.feed(bytes.slice(pos, pos + 1024));
+    expect(frames).toEqual(expected([{ type: FrameType.RESULT, id: 3, text: "t", tail }, { type: FrameType.RESULT, id: 4, text: "next" }]));
   });
 
   test("garbage after a good frame throws after delivering the good one", () => {

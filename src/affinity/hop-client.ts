@@ -6,15 +6,19 @@
  * (buffered, no polling) until a connection to the index's current worker is authenticated,
  * or until QDP_OWNER_WAIT_MS (bounded by the call's deadline) passes: then 503
  * OWNER_UNAVAILABLE with Retry-After. It is never run anywhere else.
+ *
+ * "Authenticated" means both ways (peer-auth.ts): the listener must prove the cluster secret
+ * for the index and generation the supervisor gave for its path before a call is sent there.
+ * A listener without that proof (whoever else holds the path) is closed and never sees a call.
  */
 import type { Socket } from "bun";
 import { DeadlineQueue, type Deadline } from "../core/deadlines.ts";
 import { QdpError } from "../core/errors.ts";
-import { decodeText, FrameReader, FrameType, type FrameTypeId } from "../core/frames.ts";
+import { decodeText, FrameReader, FrameType, MAX_FRAME_BYTES, PREAUTH_MAX_FRAME_BYTES, type FrameTypeId } from "../core/frames.ts";
 import { Histogram } from "../ops/histogram.ts";
 import type { Logger } from "../services/types.ts";
 import { Outbox } from "./outbox.ts";
-import { proveHello } from "./peer-auth.ts";
+import { HANDSHAKE_TIMEOUT_MS, isChallenge, newChallenge, prove, verify, type HopTranscript } from "./peer-auth.ts";
 
 export interface PeerAddress {
   index: number;
@@ -42,6 +46,9 @@ interface Job {
 
 interface Conn {
   gen: number;
+  /** The handshake so far: set once our proof is sent, awaiting the listener's. */
+  transcript: HopTranscript | null;
+  handshakeTimer: ReturnType<typeof setTimeout> | null;
   socket: Socket<Conn> | null;
   outbox: Outbox | null;
   ready: boolean;
@@ -203,6 +210,8 @@ export class HopClient {
     const self = this;
     const conn: Conn = {
       gen: addr.gen,
+      transcript: null,
+      handshakeTimer: null,
       socket: null,
       outbox: null,
       ready: false,
@@ -210,7 +219,7 @@ export class HopClient {
       retired: false,
       nextId: 0,
       pending: new Map(),
-      reader: new FrameReader((type, id, payload) => self.onFrame(i, conn, type, id, payload)),
+      reader: new FrameReader((type, id, payload) => self.onFrame(i, conn, type, id, payload), PREAUTH_MAX_FRAME_BYTES),
     };
     slot.conn = conn;
     Bun.connect<Conn>({
@@ -221,13 +230,14 @@ export class HopClient {
           conn.socket = socket;
           conn.outbox = new Outbox(socket);
           if (conn.retired) socket.end();
+          else conn.handshakeTimer = setTimeout(() => self.refuse(i, conn, "handshake not finished in time"), HANDSHAKE_TIMEOUT_MS);
         },
-        data(socket, chunk) {
+        data(_socket, chunk) {
+          if (conn.closed) return;
           try {
             conn.reader.feed(chunk);
           } catch (err) {
-            self.o.log.warn("hop: malformed stream from peer", { peer: i, err: String(err) });
-            socket.end();
+            self.refuse(i, conn, `malformed stream (${String(err)})`);
           }
         },
         drain() {
@@ -243,19 +253,52 @@ export class HopClient {
     }).catch(() => this.onClose(i, conn));
   }
 
+  /** Drops a connection whose peer broke the protocol or failed to prove the secret; `onClose` redials with back-off. */
+  private refuse(i: number, conn: Conn, why: string): void {
+    if (conn.closed) return;
+    this.o.log.warn(`hop: closing connection to peer: ${why}`, { peer: i, gen: conn.gen });
+    conn.socket?.terminate();
+    this.onClose(i, conn);
+  }
+
+  /**
+   * The handshake, dialer side: answer the listener's challenge with our proof and our own
+   * challenge, then accept the connection only with the listener's proof over both.
+   */
+  private onHello(i: number, conn: Conn, payload: Uint8Array): void {
+    let msg: { challenge?: unknown; ok?: unknown; mac?: unknown } = {};
+    try {
+      msg = JSON.parse(decodeText(payload));
+    } catch {}
+    if (!conn.transcript) {
+      if (!isChallenge(msg.challenge)) return this.refuse(i, conn, "listener sent no valid challenge");
+      conn.transcript = {
+        listenerChallenge: msg.challenge,
+        dialerChallenge: newChallenge(),
+        dialer: { index: this.o.self, gen: this.o.selfGen },
+        listener: { index: i, gen: conn.gen },
+      };
+      const mac = prove(this.o.secret, "dialer", conn.transcript);
+      conn.outbox!.send(FrameType.HELLO, 0, JSON.stringify({ index: this.o.self, gen: this.o.selfGen, challenge: conn.transcript.dialerChallenge, mac }));
+      return;
+    }
+    if (msg.ok !== true || !verify(this.o.secret, "listener", conn.transcript, msg.mac)) {
+      return this.refuse(i, conn, "listener failed to prove the cluster secret");
+    }
+    conn.ready = true;
+    if (conn.handshakeTimer) clearTimeout(conn.handshakeTimer);
+    conn.handshakeTimer = null;
+    conn.reader.setMaxFrame(MAX_FRAME_BYTES);
+    const slot = this.slots[i]!;
+    slot.retryDelay = 25;
+    if (slot.conn === conn) this.flushWaiting(i);
+  }
+
   private onFrame(i: number, conn: Conn, type: number, id: number, payload: Uint8Array): void {
+    if (conn.closed) return;
     if (!conn.ready) {
-      if (type !== FrameType.HELLO) return;
-      const msg = JSON.parse(decodeText(payload)) as { challenge?: string; ok?: boolean };
-      if (msg.challenge !== undefined) {
-        const mac = proveHello(this.o.secret, msg.challenge, this.o.self, this.o.selfGen);
-        conn.outbox!.send(FrameType.HELLO, 0, JSON.stringify({ index: this.o.self, gen: this.o.selfGen, mac }));
-      } else if (msg.ok) {
-        conn.ready = true;
-        const slot = this.slots[i]!;
-        slot.retryDelay = 25;
-        if (slot.conn === conn) this.flushWaiting(i);
-      }
+      if (type !== FrameType.HELLO) return this.refuse(i, conn, `frame of type ${type} before the handshake finished`);
+      this.onHello(i, conn, payload);
       return;
     }
     const job = conn.pending.get(id);
@@ -278,6 +321,7 @@ export class HopClient {
   private onClose(i: number, conn: Conn): void {
     if (conn.closed) return;
     conn.closed = true;
+    if (conn.handshakeTimer) clearTimeout(conn.handshakeTimer);
     conn.outbox?.close();
     // Calls already sent may or may not have run: never re-run them elsewhere or twice.
     for (const job of conn.pending.values()) job.reject(unavailable(i, `worker ${i} went away during the call`));

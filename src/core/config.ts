@@ -41,7 +41,10 @@ export interface Config {
   backlog: number;
   /** `QDP_STATS_PORT`: loopback port of the supervisor's /stats and /metrics. Default 9191; 0 = pick one. */
   statsPort: number;
-  /** `QDP_RUNTIME_DIR`: directory of the hop sockets and the supervisor's pid/state file (mode 0700). */
+  /**
+   * `QDP_RUNTIME_DIR`: directory of the hop sockets. Default `$TMPDIR/qdp-<port>`. Must be owned by the
+   * server's user with mode 0700 if it exists (start-up refuses otherwise); made 0700 if not.
+   */
   runtimeDir: string;
   /** `QDP_DATA_DIR`: directory of the embedded record store. Default `./data`. */
   dataDir: string;
@@ -204,7 +207,7 @@ export function loadConfig(env: Source, cpus: number, fileText?: string): Config
     maxInflight: r.int("QDP_MAX_INFLIGHT", 20_000, 1, 10_000_000),
     backlog: r.int("QDP_BACKLOG", 4096, 1, 1_000_000),
     statsPort: r.int("QDP_STATS_PORT", 9191, 0, 65535),
-    runtimeDir: r.str("QDP_RUNTIME_DIR", `${env.TMPDIR || "/tmp"}/qdp-${port}`),
+    runtimeDir: r.str("QDP_RUNTIME_DIR", defaultRuntimeDir(env.TMPDIR, port)),
     dataDir: r.str("QDP_DATA_DIR", "./data"),
     uapKeys: r.str("QDP_UAP_KEYS", ""),
     uapKeysFile: r.optStr("QDP_UAP_KEYS_FILE"),
@@ -246,6 +249,15 @@ export function loadConfig(env: Source, cpus: number, fileText?: string): Config
   checkUrl(r, "QDP_MONGO_URL", config.mongoUrl, ["mongodb:", "mongodb+srv:"]);
   if (r.problems.length > 0) throw new ConfigError(r.problems);
   return config;
+}
+
+/**
+ * QDP_RUNTIME_DIR when it is not set: one directory per public port. With QDP_PORT=0 the
+ * entry point picks the port first and uses that port's directory, so clusters started with
+ * port 0 do not share one.
+ */
+export function defaultRuntimeDir(tmpdir: string | undefined, port: number): string {
+  return `${tmpdir || "/tmp"}/qdp-${port}`;
 }
 
 /** Every variable the server reads, for the README test that keeps the docs complete. */

@@ -11,7 +11,7 @@
  */
 
 export const FrameType = {
-  /** Peer authentication: payload JSON {index, gen, nonce, mac}. */
+  /** Peer authentication, both ways (affinity/peer-auth.ts): payload JSON {challenge} / {index, gen, challenge, mac} / {ok, mac}. */
   HELLO: 1,
   /** A call: payload = head line (encodeCallHead) + input JSON. */
   CALL: 2,
@@ -32,8 +32,14 @@ export const FrameType = {
 export type FrameTypeId = (typeof FrameType)[keyof typeof FrameType];
 
 export const HEADER_BYTES = 9;
-/** Largest frame accepted (a safety cap, well above QDP_MAX_BODY's ceiling). */
+/** Largest frame accepted from an authenticated peer (a safety cap, well above QDP_MAX_BODY's ceiling). */
 export const MAX_FRAME_BYTES = 1024 * 1024 * 1024;
+/**
+ * Largest frame accepted before the peer has proved the cluster secret: the handshake's frames
+ * are a few hundred bytes, so anything larger is refused as soon as its length arrives, before
+ * a byte of it is buffered.
+ */
+export const PREAUTH_MAX_FRAME_BYTES = 4096;
 
 const encoder = new TextEncoder();
 
@@ -95,35 +101,67 @@ export class FrameWriter {
 
 export type FrameHandler = (type: number, id: number, payload: Uint8Array) => void;
 
-/** Reassembles frames from stream chunks of any size. */
+/**
+ * Reassembles frames from stream chunks of any size. A frame split across chunks is gathered in
+ * one buffer of its final size, allocated once its length is known (and checked against the
+ * cap), so a large frame costs one copy of its bytes, not one per chunk.
+ */
 export class FrameReader {
-  private pending: Uint8Array | null = null;
+  /** Fewer than 4 bytes of a length prefix, waiting for the rest. */
+  private head: Uint8Array | null = null;
+  /** A frame (length prefix included) whose length is known, being filled. */
+  private partial: Uint8Array | null = null;
+  private filled = 0;
 
-  constructor(private readonly onFrame: FrameHandler, private readonly maxFrame = MAX_FRAME_BYTES) {}
+  /**
+   * @param maxFrame largest frame length accepted; raise it with `setMaxFrame` once the peer
+   *   is trusted (see PREAUTH_MAX_FRAME_BYTES).
+   */
+  constructor(private readonly onFrame: FrameHandler, private maxFrame = MAX_FRAME_BYTES) {}
+
+  /** Changes the cap for frames whose length has not arrived yet (later frames of the same chunk included). */
+  setMaxFrame(bytes: number): void {
+    this.maxFrame = bytes;
+  }
 
   /** Feeds a chunk; calls `onFrame` for every complete frame. Throws on a malformed stream. */
   feed(chunk: Uint8Array): void {
     let data = chunk;
-    if (this.pending) {
-      const joined = new Uint8Array(this.pending.length + chunk.length);
-      joined.set(this.pending);
-      joined.set(chunk, this.pending.length);
+    if (this.partial) {
+      const p = this.partial;
+      const n = Math.min(p.length - this.filled, chunk.length);
+      p.set(chunk.subarray(0, n), this.filled);
+      this.filled += n;
+      if (this.filled < p.length) return;
+      this.partial = null;
+      this.onFrame(p[4]!, new DataView(p.buffer).getUint32(5), p.subarray(HEADER_BYTES));
+      data = chunk.subarray(n);
+    } else if (this.head) {
+      const joined = new Uint8Array(this.head.length + chunk.length);
+      joined.set(this.head);
+      joined.set(chunk, this.head.length);
       data = joined;
-      this.pending = null;
+      this.head = null;
     }
     const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
     let pos = 0;
     while (data.length - pos >= 4) {
       const len = view.getUint32(pos);
       if (len < HEADER_BYTES - 4 || len > this.maxFrame) throw new Error(`bad frame length ${len}`);
-      if (data.length - pos - 4 < len) break;
+      if (data.length - pos - 4 < len) {
+        // Copy what we have: Bun may reuse the chunk's memory after the data callback returns.
+        const p = new Uint8Array(4 + len);
+        p.set(data.subarray(pos));
+        this.partial = p;
+        this.filled = data.length - pos;
+        return;
+      }
       const type = data[pos + 4]!;
       const id = view.getUint32(pos + 5);
       this.onFrame(type, id, data.subarray(pos + HEADER_BYTES, pos + 4 + len));
       pos += 4 + len;
     }
-    // Copy the tail: Bun may reuse the chunk's memory after the data callback returns.
-    if (pos < data.length) this.pending = data.slice(pos);
+    if (pos < data.length) this.head = data.slice(pos);
   }
 }
 

@@ -5,9 +5,10 @@
  * needs it to serve a call.
  */
 import { randomBytes } from "node:crypto";
-import { mkdirSync } from "node:fs";
+import { unlinkSync } from "node:fs";
 import type { Subprocess } from "bun";
 import type { PeerAddress } from "../affinity/hop-client.ts";
+import { hopSocketPath } from "../affinity/hop-server.ts";
 import type { Config } from "../core/config.ts";
 import type { Logger } from "../services/types.ts";
 import type { FromWorker, ToWorker } from "../worker/ipc.ts";
@@ -49,7 +50,7 @@ export interface ClusterStats {
 export async function runSupervisor(config: Config, log: Logger): Promise<void> {
   const started = Date.now();
   const secret = randomBytes(32).toString("hex");
-  mkdirSync(config.runtimeDir, { recursive: true, mode: 0o700 });
+  // The entry point has checked (or made) config.runtimeDir and holds its lock (main.ts).
   let genCounter = 0;
   let reloads = 0;
   let stopping = false;
@@ -114,6 +115,10 @@ export async function runSupervisor(config: Config, log: Logger): Promise<void> 
         onMessage(slot, proc, gen, message);
       },
       onExit(_p, code, signal) {
+        // A worker removes its socket as it exits; one killed by SIGKILL cannot.
+        try {
+          unlinkSync(hopSocketPath(config.runtimeDir, slot.index, gen));
+        } catch {}
         onExit(slot, proc, code, signal);
       },
     }) as Proc;

@@ -3,11 +3,11 @@
  * connections), the executor with this index's sessions, and the record store. Started by the
  * supervisor with QDP_WORKER_INDEX, QDP_WORKER_GEN and QDP_CLUSTER_SECRET in its environment.
  */
-import { mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readFileSync, unlinkSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { Executor } from "../affinity/executor.ts";
 import { HopClient } from "../affinity/hop-client.ts";
-import { startHopServer } from "../affinity/hop-server.ts";
+import { hopSocketPath, startHopServer } from "../affinity/hop-server.ts";
 import { createOwnerSide, sendHandoff } from "../affinity/owner-side.ts";
 import { outboxTotals } from "../affinity/outbox.ts";
 import { Router } from "../affinity/router.ts";
@@ -108,8 +108,17 @@ if (takesOver) {
 }
 
 // ---- hop server: calls from other edges ----
+// The supervisor checked (or made) the directory before starting any worker; this only brings
+// it back if someone removed it meanwhile.
 mkdirSync(config.runtimeDir, { recursive: true, mode: 0o700 });
-const hopPath = `${config.runtimeDir}/w${index}-g${gen}.sock`;
+const hopPath = hopSocketPath(config.runtimeDir, index, gen);
+// However this process ends short of SIGKILL (drain, the supervisor gone, a fatal error), its
+// socket goes with it; after a SIGKILL the supervisor removes it.
+process.on("exit", () => {
+  try {
+    unlinkSync(hopPath);
+  } catch {}
+});
 const ownerSide = createOwnerSide({
   index,
   router,
@@ -123,7 +132,7 @@ const ownerSide = createOwnerSide({
   },
 });
 
-const hopServer = startHopServer({ path: hopPath, secret, log, handle: ownerSide.handle });
+const hopServer = startHopServer({ path: hopPath, secret, index, gen, log, handle: ownerSide.handle });
 
 // ---- edge ----
 let draining = false;

@@ -45,10 +45,12 @@ export interface StartOptions {
   cmd?: string[];
   /** Do not wait for readiness (for start-up failure tests). */
   noWait?: boolean;
+  /** Public port; default: a free one. */
+  port?: number;
 }
 
 export async function startCluster(opts: StartOptions = {}): Promise<Cluster> {
-  const port = freePort();
+  const port = opts.port ?? freePort();
   const statsPort = freePort();
   const dir = mkdtempSync(join(tmpdir(), "qdp-test-"));
   let out = "";

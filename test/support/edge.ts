@@ -75,7 +75,7 @@ export function createTestEdge(o: TestEdgeOptions = {}): TestEdge {
     ownerHop = new HopClient({ self: 1, selfGen: 2, workers, secret, ownerWaitMs: 100, maxPending: 10, log });
     const router1 = new Router(1, workers, executors[1]!, ownerHop);
     const owner = createOwnerSide({ index: 1, router: router1, executor: executors[1]!, registry, log, timeoutMs: config.timeoutMs });
-    server = startHopServer({ path, secret, log, handle: owner.handle });
+    server = startHopServer({ path, secret, index: 1, gen: 2, log, handle: owner.handle });
     hop.setPeers([{ index: 1, gen: 2, path }]);
   }
   const router = new Router(0, workers, executors[0]!, hop);
