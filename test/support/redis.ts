@@ -84,6 +84,13 @@ export async function startRedis(path: string): Promise<TestRedis> {
   }
 
   await start();
+  const stop = async (): Promise<void> => {
+    if (proc && proc.exitCode === null) {
+      proc.kill("SIGCONT");
+      proc.kill("SIGTERM");
+      await proc.exited;
+    }
+  };
   return {
     port,
     url: `redis://127.0.0.1:${port}/0`,
@@ -91,13 +98,7 @@ export async function startRedis(path: string): Promise<TestRedis> {
       return proc!.pid;
     },
     start,
-    async stop() {
-      if (proc && proc.exitCode === null) {
-        proc.kill("SIGCONT");
-        proc.kill("SIGTERM");
-        await proc.exited;
-      }
-    },
+    stop,
     pause() {
       proc?.kill("SIGSTOP");
     },
@@ -111,7 +112,7 @@ export async function startRedis(path: string): Promise<TestRedis> {
       return (Number(f[11]) + Number(f[12])) / 100;
     },
     async dispose() {
-      await this.stop();
+      await stop();
       rmSync(dir, { recursive: true, force: true });
     },
   };
