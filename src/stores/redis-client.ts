@@ -218,6 +218,8 @@ export function createRedisClient(opts: RedisClientOptions): RedisClient {
             return;
           }
           c.socket = socket;
+          // Small pipelined writes must leave at once, not wait for the previous one's ACK.
+          socket.setNoDelay(true);
           for (const cmd of ep.preamble) {
             c.push(cmd, {
               resolve() {},
@@ -280,14 +282,12 @@ export function createRedisClient(opts: RedisClientOptions): RedisClient {
 
   return {
     send,
-    async evalScript(script, keys, args) {
-      try {
-        return await send(["EVALSHA", script.sha1, keys.length, ...keys, ...args]);
-      } catch (err) {
+    evalScript(script, keys, args) {
+      return send(["EVALSHA", script.sha1, keys.length, ...keys, ...args]).catch((err: Error) => {
         // After a server restart (or SCRIPT FLUSH) the script cache is empty; EVAL loads it.
         if (err instanceof RespError && err.message.startsWith("NOSCRIPT")) return send(["EVAL", script.source, keys.length, ...keys, ...args]);
         throw err;
-      }
+      });
     },
     get connected() {
       return ready;
