@@ -145,6 +145,32 @@ describe("bad values", () => {
   });
 });
 
+describe("session store settings", () => {
+  test("default to memory, with the contract's prefix", () => {
+    const c = loadConfig({}, 2);
+    expect(c.sessionStore).toBe("memory");
+    expect(c.redisUrl).toBeUndefined();
+    expect(c.redisPrefix).toBe("qdp:");
+    expect(c.redisTimeoutMs).toBe(1000);
+    expect(c.sessionFreshMs).toBe(1000);
+  });
+
+  test("redis is read with its URL, prefix, timeout and freshness bound", () => {
+    const c = loadConfig({ QDP_SESSION_STORE: "redis", QDP_REDIS_URL: "redis://:pw@10.0.0.5:6380/2", QDP_REDIS_PREFIX: "app1:", QDP_REDIS_TIMEOUT_MS: "250", QDP_SESSION_FRESH_MS: "0" }, 2);
+    expect([c.sessionStore, c.redisUrl, c.redisPrefix, c.redisTimeoutMs, c.sessionFreshMs]).toEqual(["redis", "redis://:pw@10.0.0.5:6380/2", "app1:", 250, 0]);
+  });
+
+  test("redis without a URL, another store, a non-redis URL or a prefix with spaces are refused by name", () => {
+    expect(problems({ QDP_SESSION_STORE: "redis" })).toEqual([expect.stringContaining("QDP_REDIS_URL: required with QDP_SESSION_STORE=redis")]);
+    expect(problems({ QDP_SESSION_STORE: "mongo" })).toEqual([expect.stringContaining("QDP_SESSION_STORE=\"mongo\": expected memory or redis")]);
+    const bad = problems({ QDP_REDIS_URL: "http://u:secret@h/", QDP_REDIS_PREFIX: "a b" });
+    expect(bad).toHaveLength(2);
+    expect(bad.join()).toContain("QDP_REDIS_URL");
+    expect(bad.join()).not.toContain("secret");
+    expect(bad.join()).toContain("QDP_REDIS_PREFIX");
+  });
+});
+
 describe("QDP_CONFIG file", () => {
   test("supplies values as a JSON object of QDP_* keys, numbers and booleans included", () => {
     const c = loadConfig({}, 2, JSON.stringify({ QDP_PORT: 9000, QDP_WORKERS: "5", QDP_INSECURE: true, QDP_MAX_BODY: "512k" }));

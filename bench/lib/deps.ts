@@ -8,6 +8,7 @@ import { existsSync } from "node:fs";
 export const DEBIAN_PACKAGES = [
   "wrk",
   "nginx",
+  "redis-server",
   "uwsgi-core",
   "uwsgi-plugin-python3",
   "uwsgi-plugin-gevent-python3",
@@ -24,7 +25,7 @@ function has(cmd: string): boolean {
 /** What is missing (empty = ready). */
 export function missingDeps(): string[] {
   const missing: string[] = [];
-  for (const cmd of ["wrk", "nginx", "uwsgi", "setsid", "prlimit", "node"]) if (!has(cmd)) missing.push(cmd);
+  for (const cmd of ["wrk", "nginx", "redis-server", "uwsgi", "setsid", "prlimit", "node"]) if (!has(cmd)) missing.push(cmd);
   for (const so of ["python3_plugin.so", "gevent_python3_plugin.so"]) {
     if (!existsSync(`/usr/lib/uwsgi/plugins/${so}`)) missing.push(so);
   }

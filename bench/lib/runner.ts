@@ -49,6 +49,8 @@ export interface ScenarioPlan {
   servers: ServerSpec[];
   /** Start helpers (slow upstream, FerretDB) and fill the context before the servers. */
   setup?: (ctx: ServerContext) => Promise<{ notes: string[]; stop: () => Promise<void> }>;
+  /** Extra figures of one run (e.g. a helper's CPU), started before wrk and read after it. */
+  measure?: (ctx: ServerContext) => { stop(): Record<string, number> };
 }
 
 export interface ScenarioResult {
@@ -136,6 +138,7 @@ export async function runScenario(plan: ScenarioPlan, opts: RunOptions): Promise
           }
           const args = await contender.workload.args({ c, estRps: fastest.get(`${c.id}/${contender.id}`) ?? 0 });
           const sampler = sampleRss(srv);
+          const probe = plan.measure?.(opts.ctx);
           try {
             const { result } = await runWrk({
               url: `${srv.baseUrl}${contender.workload.path}`,
@@ -147,7 +150,8 @@ export async function runScenario(plan: ScenarioPlan, opts: RunOptions): Promise
               scriptArgs: args,
             });
             const rss = await sampler.stop();
-            records.push({ scenario: plan.id, caseId: c.id, contenderId: contender.id, round, result, ...rss });
+            const extra = probe?.stop();
+            records.push({ scenario: plan.id, caseId: c.id, contenderId: contender.id, round, result, ...rss, ...(extra ? { extra } : {}) });
             seen(c, contender, result.rps);
             const errs = errorCount(result.errors);
             console.log(

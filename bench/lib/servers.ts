@@ -18,6 +18,9 @@ export interface ServerContext {
   upstreamA?: string;
   upstreamB?: string;
   mongoUrl?: string;
+  /** Scenario D: the private redis-server's URL and pid. */
+  redisUrl?: string;
+  redisPid?: number;
   /** nginx `worker_processes` value (default "auto"). */
   nginxWorkers: string;
 }

@@ -26,6 +26,8 @@ export interface RunRecord {
   treeRssPeak?: number;
   /** qdp only: peak of sum(workers[].rssBytes) from the stats endpoint. */
   workersRssPeak?: number;
+  /** Scenario-specific figures (scenario D: Redis CPU). */
+  extra?: Record<string, number>;
 }
 
 /**

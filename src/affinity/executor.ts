@@ -14,6 +14,7 @@ import type { RegisteredService } from "../services/registry.ts";
 import type { Logger, ServiceContext, ServiceSettings } from "../services/types.ts";
 import type { RecordStore } from "../stores/record-store.ts";
 import { createUpstreamClient } from "../upstream/client.ts";
+import type { DurableSessions } from "./durable-sessions.ts";
 import { SessionStore } from "./sessions.ts";
 
 
@@ -34,6 +35,8 @@ export interface ExecutorOptions {
   records: RecordStore;
   settings: ServiceSettings;
   sessions: SessionStore;
+  /** The durable store behind `sessions` (QDP_SESSION_STORE=redis); absent with `memory`. */
+  durable?: DurableSessions | null;
   replay: ReplayCache;
   maxExecuting: number;
   upstreamTimeoutMs: number;
@@ -119,8 +122,45 @@ export class Executor {
     let session: unknown = undefined;
     if (def.stateful) {
       if (call.user === null) throw new QdpError("USER_REQUIRED", `${def.name} is stateful and needs a user`);
+      if (this.o.durable) return this.runDurable(call, this.o.durable);
       session = this.o.sessions.get(call.user, def.initSession ?? (() => ({})));
     }
+    return this.invoke(call, session);
+  }
+
+  /**
+   * A stateful call with a durable store: load (or re-check) the session, run the handler, and
+   * answer only after a change is stored (durable-sessions.ts). The call counts as executing
+   * from its load to its write, so a reload's hand-off waits for both.
+   */
+  private async runDurable(call: Call, durable: DurableSessions): Promise<string> {
+    const def = call.service.def;
+    this.executing++;
+    try {
+      const h = durable.acquire(call.user!, def.initSession ?? (() => ({})));
+      const held = h instanceof Promise ? await h : h;
+      let out: string | undefined;
+      let failure: unknown = undefined;
+      try {
+        const r = this.invoke(call, held.entry.state);
+        out = typeof r === "string" ? r : await r;
+      } catch (err) {
+        failure = err;
+      }
+      // A change that could not be stored wins over the handler's own answer: the caller must
+      // learn that the change is not kept.
+      const stored = durable.release(held);
+      if (stored !== undefined) await stored;
+      if (failure !== undefined) throw failure;
+      return out!;
+    } finally {
+      this.finished();
+    }
+  }
+
+  /** Runs the handler with its context; the synchronous path costs no promise. */
+  private invoke(call: Call, session: unknown): string | Promise<string> {
+    const def = call.service.def;
     if (Date.now() >= call.deadline) throw new QdpError("TIMEOUT", "deadline passed before the call started");
     const o = this.o;
     const abort: CallAbort = { controller: null, aborted: false, children: [] };

@@ -69,8 +69,31 @@ export interface Config {
   mongoWriteConcern: string;
   /** `QDP_SESSION_MAX`: user sessions kept per worker; least recently used evicted. Default 100000. */
   sessionMax: number;
-  /** `QDP_SESSION_TTL_S`: idle seconds before a session expires. Default 1800. */
+  /**
+   * `QDP_SESSION_TTL_S`: idle seconds before a session leaves the owner's memory; with
+   * `QDP_SESSION_STORE=redis` also how long a stored session lives after its last change. Default 1800.
+   */
   sessionTtlS: number;
+  /**
+   * `QDP_SESSION_STORE`: `memory` (sessions live only in the owner's memory) or `redis` (an
+   * acknowledged change is stored in Redis before the reply; CONTRACT.md §7). Default `memory`.
+   */
+  sessionStore: "memory" | "redis";
+  /** `QDP_REDIS_URL`: `redis://[user:password@]host:port[/db]`; required with `QDP_SESSION_STORE=redis`. */
+  redisUrl: string | undefined;
+  /** `QDP_REDIS_PREFIX`: prefix of every key qdp-server writes in Redis. Default `qdp:`. */
+  redisPrefix: string;
+  /**
+   * `QDP_REDIS_TIMEOUT_MS`: longest wait for one Redis command (and a connection attempt); past
+   * it the call answers 503 SESSION_UNAVAILABLE. Default 1000.
+   */
+  redisTimeoutMs: number;
+  /**
+   * `QDP_SESSION_FRESH_MS`: with `redis`, a session copy whose stored version was not confirmed
+   * within this many ms is re-checked before a call uses it (the read rule). 0 = check before
+   * every call. Default 1000.
+   */
+  sessionFreshMs: number;
   /** `QDP_DIRECT_PORT_BASE`: if set, worker i also listens on base+i (zero-hop front routing). */
   directPortBase: number | undefined;
   /** `QDP_HOP_MAX_PENDING`: calls in flight to one peer before 503 OVERLOADED. Default 20000. */
@@ -221,6 +244,11 @@ export function loadConfig(env: Source, cpus: number, fileText?: string): Config
     mongoWriteConcern: r.str("QDP_MONGO_W", "majority"),
     sessionMax: r.int("QDP_SESSION_MAX", 100_000, 1, 100_000_000),
     sessionTtlS: r.int("QDP_SESSION_TTL_S", 1800, 1, 365 * 86400),
+    sessionStore: "memory",
+    redisUrl: r.optStr("QDP_REDIS_URL"),
+    redisPrefix: r.str("QDP_REDIS_PREFIX", "qdp:"),
+    redisTimeoutMs: r.int("QDP_REDIS_TIMEOUT_MS", 1000, 1, 600_000),
+    sessionFreshMs: r.int("QDP_SESSION_FRESH_MS", 1000, 0, 3_600_000),
     directPortBase: r.optStr("QDP_DIRECT_PORT_BASE") === undefined ? undefined : r.int("QDP_DIRECT_PORT_BASE", 0, 1, 65535),
     hopMaxPending: r.int("QDP_HOP_MAX_PENDING", 20_000, 1, 10_000_000),
     nonceMax: r.int("QDP_NONCE_MAX", 2_000_000, 1, 100_000_000),
@@ -247,6 +275,16 @@ export function loadConfig(env: Source, cpus: number, fileText?: string): Config
   checkUrl(r, "QDP_UPSTREAM_A", config.upstreamA, ["http:", "https:"]);
   checkUrl(r, "QDP_UPSTREAM_B", config.upstreamB, ["http:", "https:"]);
   checkUrl(r, "QDP_MONGO_URL", config.mongoUrl, ["mongodb:", "mongodb+srv:"]);
+  const sessionStore = r.str("QDP_SESSION_STORE", "memory");
+  if (sessionStore === "memory" || sessionStore === "redis") config.sessionStore = sessionStore;
+  else r.problems.push(`QDP_SESSION_STORE=${JSON.stringify(sessionStore)}: expected memory or redis`);
+  checkUrl(r, "QDP_REDIS_URL", config.redisUrl, ["redis:"]);
+  if (config.sessionStore === "redis" && config.redisUrl === undefined) {
+    r.problems.push("QDP_REDIS_URL: required with QDP_SESSION_STORE=redis (e.g. redis://127.0.0.1:6379/0)");
+  }
+  if (!/^[\x21-\x7e]{0,64}$/.test(config.redisPrefix)) {
+    r.problems.push(`QDP_REDIS_PREFIX=${JSON.stringify(config.redisPrefix)}: expected up to 64 printable ASCII characters without spaces`);
+  }
   if (r.problems.length > 0) throw new ConfigError(r.problems);
   return config;
 }
@@ -267,5 +305,6 @@ export const CONFIG_VARIABLES = [
   "QDP_UAP_KEYS", "QDP_UAP_KEYS_FILE", "QDP_ALLOW_CIDRS", "QDP_INSECURE", "QDP_UPSTREAM_A", "QDP_UPSTREAM_B",
   "QDP_UPSTREAM_TIMEOUT_MS", "QDP_MONGO_URL", "QDP_MONGO_POOL", "QDP_MONGO_W", "QDP_SESSION_MAX",
   "QDP_SESSION_TTL_S", "QDP_DIRECT_PORT_BASE", "QDP_HOP_MAX_PENDING", "QDP_NONCE_MAX", "QDP_DEMO_SERVICES",
-  "QDP_LOG_LEVEL", "QDP_TUNE_SYSCTL", "QDP_WORKER_BUN_ARGS",
+  "QDP_LOG_LEVEL", "QDP_TUNE_SYSCTL", "QDP_WORKER_BUN_ARGS", "QDP_SESSION_STORE", "QDP_REDIS_URL", "QDP_REDIS_PREFIX",
+  "QDP_REDIS_TIMEOUT_MS", "QDP_SESSION_FRESH_MS",
 ] as const;

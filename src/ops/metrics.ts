@@ -3,6 +3,7 @@
  */
 import { LATENCY_BUCKETS, type HistogramData } from "./histogram.ts";
 import type { ClusterStats } from "../supervisor/supervisor.ts";
+import type { SessionStoreStats } from "../worker/stats.ts";
 
 function histogram(lines: string[], name: string, labels: string, h: HistogramData): void {
   let acc = 0;
@@ -45,6 +46,22 @@ export function renderMetrics(s: ClusterStats): string {
   for (const w of s.workers) for (const [code, n] of Object.entries(w.errors ?? {})) out.push(`qdp_errors_total{worker="${w.index}",code="${code}"} ${n}`);
   meta("qdp_hop_latency_seconds", "histogram", "Round-trip time of hopped calls, seen from the edge.");
   for (const w of s.workers) if (w.hopLatency) histogram(out, "qdp_hop_latency_seconds", `worker="${w.index}"`, w.hopLatency);
+  const withStore = s.workers.filter((w) => w.sessionStore !== undefined);
+  if (withStore.length > 0) {
+    const counters: Array<[string, string, keyof SessionStoreStats]> = [
+      ["qdp_session_loads_total", "Sessions loaded from the durable store (misses).", "loads"],
+      ["qdp_session_checks_total", "Freshness re-checks of a session copy older than QDP_SESSION_FRESH_MS.", "checks"],
+      ["qdp_session_stores_total", "Session changes written to the durable store.", "stores"],
+      ["qdp_session_conflicts_total", "Session writes refused for a newer stored version (503 SESSION_CONFLICT).", "conflicts"],
+      ["qdp_session_store_errors_total", "Session store operations that failed or timed out (503 SESSION_UNAVAILABLE).", "errors"],
+    ];
+    for (const [name, help, key] of counters) {
+      meta(name, "counter", help);
+      for (const w of withStore) out.push(`${name}{worker="${w.index}"} ${w.sessionStore![key] as number}`);
+    }
+    meta("qdp_session_store_latency_seconds", "histogram", "Latency of session store operations (load, check, write).");
+    for (const w of withStore) histogram(out, "qdp_session_store_latency_seconds", `worker="${w.index}"`, w.sessionStore!.latency);
+  }
   meta("qdp_upstream_latency_seconds", "histogram", "Latency of upstream HTTP calls made by services.");
   for (const w of s.workers) {
     for (const [name, u] of Object.entries(w.upstream ?? {})) histogram(out, "qdp_upstream_latency_seconds", `worker="${w.index}",upstream="${name.replace(/["\\\n]/g, "_")}"`, u.latency);

@@ -1,9 +1,13 @@
 /**
- * Chooses the record store adapter from configuration: MongoDB when `QDP_MONGO_URL` is set,
- * else the embedded SQLite store under `QDP_DATA_DIR`. Workers call this once at start-up.
+ * Chooses the store adapters from configuration. Records: MongoDB when `QDP_MONGO_URL` is set,
+ * else the embedded SQLite store under `QDP_DATA_DIR`. Sessions: Redis with
+ * `QDP_SESSION_STORE=redis`, else none beyond the owner's memory. Workers call these once at start-up.
  */
 import { createMongoStore } from "./mongo-store.ts";
 import type { RecordStore } from "./record-store.ts";
+import { createRedisClient } from "./redis-client.ts";
+import { createRedisSessionBackend } from "./session-redis.ts";
+import type { SessionBackend } from "./session-store.ts";
 import { createSqliteStore } from "./sqlite-store.ts";
 
 export type { RecordInput, RecordQuery, RecordStore, StoredRecord } from "./record-store.ts";
@@ -34,4 +38,31 @@ export async function createRecordStore(opts: RecordStoreOptions): Promise<Recor
     return createMongoStore({ url: opts.mongoUrl, poolSize: opts.mongoPool, writeConcern: opts.mongoWriteConcern });
   }
   return createSqliteStore({ dataDir: opts.dataDir });
+}
+
+export type { SaveOutcome, SessionBackend, StoredSession } from "./session-store.ts";
+
+export interface SessionBackendOptions {
+  /** `QDP_SESSION_STORE`. */
+  store: "memory" | "redis";
+  /** `QDP_REDIS_URL`, `QDP_REDIS_PREFIX`, `QDP_REDIS_TIMEOUT_MS`. */
+  redisUrl: string | undefined;
+  redisPrefix: string;
+  redisTimeoutMs: number;
+  /** `QDP_SESSION_TTL_S` in ms: a stored session's life after its last change. */
+  ttlMs: number;
+  /** Told when the Redis connection goes down or comes back. */
+  onEvent?: (event: "up" | "down", detail: string) => void;
+}
+
+/**
+ * The durable session store, or null with `memory` (the owner's cache is then the only copy and
+ * the executor keeps its synchronous path). Unlike the record store this never fails at
+ * start-up: a worker must start and serve stateless calls while Redis is away, so an
+ * unreachable Redis shows as 503 SESSION_UNAVAILABLE on stateful calls until it is back.
+ */
+export function createSessionBackend(opts: SessionBackendOptions): SessionBackend | null {
+  if (opts.store === "memory") return null;
+  const client = createRedisClient({ url: opts.redisUrl!, timeoutMs: opts.redisTimeoutMs, onEvent: opts.onEvent });
+  return createRedisSessionBackend({ client, prefix: opts.redisPrefix, ttlMs: opts.ttlMs });
 }

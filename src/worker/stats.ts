@@ -22,6 +22,8 @@ export interface WorkerStats {
   sessions: number;
   sessionsEvicted: number;
   sessionsExpired: number;
+  /** With a durable session store (QDP_SESSION_STORE=redis): its counters and latency. */
+  sessionStore?: SessionStoreStats;
   nonces: number;
   /** Calls that had to wait for their owner, and those that gave up (503). */
   ownerWaits: number;
@@ -39,4 +41,20 @@ export interface WorkerStats {
   /** Open connections on the public (and direct) port. */
   connections: number;
   upstream: Record<string, { calls: number; errors: number; timeouts: number; latency: HistogramData }>;
+}
+
+/** What a worker's durable session store did (absent with QDP_SESSION_STORE=memory). */
+export interface SessionStoreStats {
+  /** Sessions read from the store (misses: first call after a start, a crash, a move). */
+  loads: number;
+  /** Freshness re-checks of a copy older than QDP_SESSION_FRESH_MS. */
+  checks: number;
+  /** Changes written. */
+  stores: number;
+  /** Writes refused because another owner stored a newer version (503 SESSION_CONFLICT). */
+  conflicts: number;
+  /** Loads, checks and writes that failed or timed out (503 SESSION_UNAVAILABLE). */
+  errors: number;
+  /** Latency of every store operation. */
+  latency: HistogramData;
 }

@@ -5,6 +5,7 @@
  */
 import { mkdirSync, readFileSync, unlinkSync } from "node:fs";
 import { availableParallelism } from "node:os";
+import { DurableSessions } from "../affinity/durable-sessions.ts";
 import { Executor } from "../affinity/executor.ts";
 import { HopClient } from "../affinity/hop-client.ts";
 import { hopSocketPath, startHopServer } from "../affinity/hop-server.ts";
@@ -21,7 +22,7 @@ import { startPublicServer } from "../edge/public-server.ts";
 import type { EdgeCounters } from "../edge/call-handler.ts";
 import { createLogger, flushLogs } from "../ops/logger.ts";
 import { buildRegistry } from "../services/index.ts";
-import { createRecordStore } from "../stores/index.ts";
+import { createRecordStore, createSessionBackend } from "../stores/index.ts";
 import { upstreamStats } from "../upstream/client.ts";
 import { setListenBacklog } from "./backlog.ts";
 import type { FromWorker, ToWorker } from "./ipc.ts";
@@ -71,6 +72,16 @@ const records = await createRecordStore({
 }).catch((err: Error) => fatal(err.message));
 const registry = buildRegistry({ demo: config.demoServices });
 const sessions = new SessionStore(config.sessionMax, config.sessionTtlS * 1000);
+const sessionBackend = createSessionBackend({
+  store: config.sessionStore,
+  redisUrl: config.redisUrl,
+  redisPrefix: config.redisPrefix,
+  redisTimeoutMs: config.redisTimeoutMs,
+  ttlMs: config.sessionTtlS * 1000,
+  onEvent: (event, detail) =>
+    event === "up" ? log.info("session store connected", { detail }) : log.warn("session store connection lost; stateful calls answer 503 until it is back", { detail }),
+});
+const durable = sessionBackend === null ? null : new DurableSessions({ cache: sessions, backend: sessionBackend, freshMs: config.sessionFreshMs });
 const replay = createReplayCache({ maxEntries: config.nonceMax });
 const executor = new Executor({
   worker: index,
@@ -78,6 +89,7 @@ const executor = new Executor({
   records,
   settings: { upstreamA: config.upstreamA, upstreamB: config.upstreamB },
   sessions,
+  durable,
   replay,
   maxExecuting: config.maxInflight,
   upstreamTimeoutMs: config.upstreamTimeoutMs,
@@ -211,6 +223,7 @@ async function drainAndExit(): Promise<never> {
     server.close();
     direct?.close();
     await records.close().catch(() => {});
+    sessionBackend?.close();
     log.info("worker stopped", { requests: counters.requests });
     await flushLogs();
   }
@@ -284,6 +297,7 @@ function collectStats(): WorkerStats {
     sessions: sessions.size,
     sessionsEvicted: sessions.evicted,
     sessionsExpired: sessions.expired,
+    ...(durable === null ? {} : { sessionStore: { ...durable.stats, latency: durable.latency.toJSON() } }),
     nonces: replay.size,
     ownerWaits: hop.ownerWaits,
     ownerUnavailable: hop.ownerUnavailable,

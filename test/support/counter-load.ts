@@ -1,0 +1,87 @@
+/**
+ * Load on `demo.counter` that keeps an exact ledger per user: increments acknowledged with 200,
+ * and calls whose outcome the caller cannot know (503, 504, or no answer at all). After crashes
+ * or outages, every stored count must lie in [acknowledged, acknowledged + unknown].
+ */
+
+export interface Ledger {
+  acked: number;
+  unknown: number;
+}
+
+export interface CounterLoad {
+  ledger: Map<string, Ledger>;
+  /** Answers neither 200 nor an "outcome unknown" status: each one is a bug. */
+  unexpected: string[];
+  /** Count of answers by status ("net" for no answer). */
+  statuses: Record<string, number>;
+  /** Slowest answer seen, in ms (bounded waits show here). */
+  slowestMs: number;
+  readonly total: number;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `concurrency` loops, each calling `demo.counter` for users `${prefix}0..users-1` in turn,
+ * over keep-alive connections to `url`.
+ */
+export function counterLoad(url: string, o: { users: number; concurrency: number; prefix: string; timeoutMs?: number }): CounterLoad {
+  const ledger = new Map<string, Ledger>();
+  for (let u = 0; u < o.users; u++) ledger.set(`${o.prefix}${u}`, { acked: 0, unknown: 0 });
+  const load: CounterLoad = {
+    ledger,
+    unexpected: [],
+    statuses: {},
+    slowestMs: 0,
+    get total() {
+      return Object.values(load.statuses).reduce((a, b) => a + b, 0);
+    },
+    async stop() {
+      running = false;
+      await Promise.all(loops);
+    },
+  };
+  let running = true;
+  let next = 0;
+  const loop = async () => {
+    while (running) {
+      const user = `${o.prefix}${next++ % o.users}`;
+      const entry = ledger.get(user)!;
+      const t0 = performance.now();
+      let status = "net";
+      try {
+        const r = await fetch(`${url}/api/1001`, {
+          method: "POST",
+          headers: { "content-type": "application/json", "x-qdp-user": user },
+          body: "{}",
+          signal: AbortSignal.timeout(o.timeoutMs ?? 10_000),
+        });
+        status = String(r.status);
+        const text = await r.text();
+        if (r.status !== 200 && r.status !== 503 && r.status !== 504) load.unexpected.push(`${user}: ${r.status} ${text}`);
+      } catch {
+        status = "net";
+      }
+      load.slowestMs = Math.max(load.slowestMs, performance.now() - t0);
+      load.statuses[status] = (load.statuses[status] ?? 0) + 1;
+      if (status === "200") entry.acked++;
+      else {
+        entry.unknown++;
+        // A refused call is answered at once; pause so an outage is not a busy loop.
+        await Bun.sleep(5);
+      }
+    }
+  };
+  const loops = Array.from({ length: o.concurrency }, loop);
+  return load;
+}
+
+/** Users whose final count is outside [acked, acked + unknown], as readable lines. */
+export function ledgerViolations(load: CounterLoad, finalCount: (user: string) => number): string[] {
+  const bad: string[] = [];
+  for (const [user, l] of load.ledger) {
+    const n = finalCount(user);
+    if (n < l.acked || n > l.acked + l.unknown) bad.push(`${user}: count ${n}, acknowledged ${l.acked}, unknown ${l.unknown}`);
+  }
+  return bad;
+}
