@@ -39,8 +39,9 @@ export function createSqliteStore(opts: SqliteStoreOptions): RecordStore {
   const db = new Database(join(opts.dataDir, "records.sqlite"), { create: true, strict: true });
 
   // busy_timeout first: the schema statements below may meet another worker starting up.
-  db.run(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(opts.busyTimeoutMs ?? 5000))}`);
-  db.run("PRAGMA journal_mode = WAL");
+  const busyMs = Math.max(0, Math.floor(opts.busyTimeoutMs ?? 5000));
+  db.run(`PRAGMA busy_timeout = ${busyMs}`);
+  enableWal(db, busyMs);
   db.run("PRAGMA synchronous = NORMAL");
   // IMMEDIATE takes the write lock up front, so workers starting together create the schema
   // one after another instead of failing on a read-to-write lock upgrade.
@@ -149,4 +150,22 @@ function toRecord(row: { id: string; doc: string }): StoredRecord {
 function normalizeLimit(limit: number | undefined): number {
   if (limit === undefined || Number.isNaN(limit)) return DEFAULT_LIMIT;
   return Math.min(MAX_LIMIT, Math.max(0, Math.floor(limit)));
+}
+
+/**
+ * Switches the file to WAL. Changing the journal mode needs an exclusive lock, and SQLite answers
+ * SQLITE_BUSY at once instead of consulting the busy handler, so workers opening a new file
+ * together failed to start now and then ("database is locked"): retry until `timeoutMs`.
+ */
+function enableWal(db: Database, timeoutMs: number): void {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      db.run("PRAGMA journal_mode = WAL");
+      return;
+    } catch (err) {
+      if ((err as { code?: string }).code !== "SQLITE_BUSY" || Date.now() >= until) throw err;
+      Bun.sleepSync(2 + Math.random() * 8);
+    }
+  }
 }
