@@ -271,7 +271,7 @@ export function qdpServer(id: string, label: string, extraEnv: (ctx: ServerConte
       const port = await freePort();
       const statsPort = await freePort();
       const dir = join(ctx.tmp, id);
-      mkdirSync(join(dir, "run"), { recursive: true });
+      // The server creates its runtime directory itself (0700); a pre-made 0755 one is refused.
       mkdirSync(join(dir, "data"), { recursive: true });
       const env: Record<string, string> = {
         QDP_HOST: "127.0.0.1",
