@@ -14,6 +14,7 @@ import { SessionStore } from "../src/affinity/sessions.ts";
 import { decodeText, FrameType, splitCall } from "../src/core/frames.ts";
 import { ownerOf } from "../src/core/ownership.ts";
 import { createReplayCache } from "../src/core/replay-cache.ts";
+import { createReplayFence, guardReplay } from "../src/core/replay-fence.ts";
 import { createLogger } from "../src/ops/logger.ts";
 import { buildRegistry } from "../src/services/index.ts";
 import { createSqliteStore } from "../src/stores/sqlite-store.ts";
@@ -31,7 +32,8 @@ const mkExec = (worker: number) =>
     records,
     settings: { upstreamA: undefined, upstreamB: undefined },
     sessions: new SessionStore(1000, 60_000),
-    replay: createReplayCache({ maxEntries: 1000 }),
+    // No restart to survive here: the mark is kept in memory.
+    replay: guardReplay(createReplayCache({ maxEntries: 1000 }), createReplayFence({ persistedSec: 0, persist: (sec) => sec })),
     maxExecuting: 1e9,
     upstreamTimeoutMs: 1000,
   });

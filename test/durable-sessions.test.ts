@@ -13,6 +13,7 @@ import { Executor } from "../src/affinity/executor.ts";
 import { SessionStore, type SessionSnapshot } from "../src/affinity/sessions.ts";
 import { QdpError } from "../src/core/errors.ts";
 import { createReplayCache } from "../src/core/replay-cache.ts";
+import { createReplayFence, guardReplay } from "../src/core/replay-fence.ts";
 import { createLogger } from "../src/ops/logger.ts";
 import { DEMO_SERVICES } from "../src/services/index.ts";
 import { Registry } from "../src/services/registry.ts";
@@ -69,7 +70,7 @@ function setup(o: { freshMs?: number; backend?: MemorySessionBackend } = {}) {
     settings: { upstreamA: undefined, upstreamB: undefined },
     sessions: cache,
     durable,
-    replay: createReplayCache({ maxEntries: 1000 }),
+    replay: guardReplay(createReplayCache({ maxEntries: 1000 }), createReplayFence({ persistedSec: 0, persist: (sec) => sec })),
     maxExecuting: 1000,
     upstreamTimeoutMs: 1000,
   });

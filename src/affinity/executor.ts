@@ -2,14 +2,15 @@
  * Runs calls in this worker — the owner side of affinity. The same code runs a call whether it
  * came from this worker's own edge or through the hop, so a service cannot tell the difference.
  *
- * It owns the three pieces of per-user state of this index: sessions, the replay cache of
- * signed calls with a user (checked here, at the owner, so a replay is caught wherever in the
- * cluster it lands), and the gate used during a rolling reload: a replacement worker keeps its
- * gate closed until the old worker of its index has handed over its sessions.
+ * It owns the three pieces of per-user state of this index: sessions, the replay guard of
+ * signed calls (fence and cache, checked here, at the owner, so a replay is caught wherever in
+ * the cluster it lands and whatever happened to the processes), and the gate used during a
+ * rolling reload: a replacement worker keeps its gate closed until the old worker of its index
+ * has handed over its sessions and nonces.
  */
 import { DeadlineQueue } from "../core/deadlines.ts";
 import { QdpError, toQdpError } from "../core/errors.ts";
-import type { ReplayCache } from "../core/replay-cache.ts";
+import { replayRefusal, type ReplayGuard } from "../core/replay-fence.ts";
 import type { RegisteredService } from "../services/registry.ts";
 import type { Logger, ServiceContext, ServiceSettings } from "../services/types.ts";
 import type { RecordStore } from "../stores/record-store.ts";
@@ -37,7 +38,7 @@ export interface ExecutorOptions {
   sessions: SessionStore;
   /** The durable store behind `sessions` (QDP_SESSION_STORE=redis); absent with `memory`. */
   durable?: DurableSessions | null;
-  replay: ReplayCache;
+  replay: ReplayGuard;
   maxExecuting: number;
   upstreamTimeoutMs: number;
 }
@@ -61,7 +62,7 @@ export class Executor {
     return this.o.sessions;
   }
 
-  get replay(): ReplayCache {
+  get replay(): ReplayGuard {
     return this.o.replay;
   }
 
@@ -114,9 +115,8 @@ export class Executor {
       throw new QdpError("OVERLOADED", `worker ${this.o.worker} has ${this.executing} calls running`);
     }
     if (call.replay && call.user !== null) {
-      const verdict = this.o.replay.checkAndRemember(call.user, call.replay[0], call.replay[1], Math.floor(Date.now() / 1000));
-      if (verdict === "replay") throw new QdpError("UNAUTHENTICATED", "nonce already used (replay)");
-      if (verdict === "full") throw new QdpError("OVERLOADED", "replay cache is full");
+      const refusal = replayRefusal(this.o.replay.checkAndRemember(call.user, call.replay[0], call.replay[1], Math.floor(Date.now() / 1000)), this.o.replay.fence.fenceSec);
+      if (refusal) throw refusal;
     }
     const def = call.service.def;
     let session: unknown = undefined;

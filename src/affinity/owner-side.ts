@@ -7,6 +7,7 @@
 import { QdpError, toQdpError } from "../core/errors.ts";
 import { decodeText, FrameType, splitCall } from "../core/frames.ts";
 import type { ReplayEntry } from "../core/replay-cache.ts";
+import { replayRefusal } from "../core/replay-fence.ts";
 import type { Registry } from "../services/registry.ts";
 import type { Logger } from "../services/types.ts";
 import type { Executor } from "./executor.ts";
@@ -19,6 +20,11 @@ import type { SessionSnapshot } from "./sessions.ts";
 export interface HandoffBatch {
   sessions: SessionSnapshot[];
   nonces: ReplayEntry[];
+  /**
+   * The old worker's replay fence (0 = none). A worker fenced after a crash does not hold the
+   * nonces below its fence, so its replacement must keep refusing them.
+   */
+  fenceSec?: number;
   last: boolean;
 }
 
@@ -82,15 +88,20 @@ export function createOwnerSide(d: OwnerSideDeps): { handle: HopHandler; readonl
     const [nonce, ts] = JSON.parse(decodeText(payload)) as [string, number];
     // A replacement must have the old worker's nonces before it may judge a replay.
     await executor.awaitGate(Date.now() + d.timeoutMs);
-    return resultReply(JSON.stringify(executor.replay.checkAndRemember(null, nonce, ts, Math.floor(Date.now() / 1000))));
+    const verdict = executor.replay.checkAndRemember(null, nonce, ts, Math.floor(Date.now() / 1000));
+    const refusal = replayRefusal(verdict, executor.replay.fence.fenceSec);
+    if (refusal) throw refusal;
+    return resultReply(JSON.stringify(verdict));
   }
 
   function onHandoff(payload: Uint8Array): HopReply {
     const batch = JSON.parse(decodeText(payload)) as HandoffBatch;
+    // Before the gate opens: the predecessor's fence goes with its nonces.
+    if (typeof batch.fenceSec === "number") executor.replay.fence.raise(batch.fenceSec);
     executor.sessions.restore(batch.sessions);
     executor.replay.import(batch.nonces, Math.floor(Date.now() / 1000));
     if (batch.last) {
-      log.info("took over sessions from the previous worker", { sessions: executor.sessions.size, nonces: executor.replay.size });
+      log.info("took over sessions from the previous worker", { sessions: executor.sessions.size, nonces: executor.replay.size, replayFence: executor.replay.fence.fenceSec });
       executor.openGate();
       d.onTakenOver?.();
     }
@@ -134,6 +145,7 @@ export async function sendHandoff(o: { index: number; router: Router; executor: 
       const batch: HandoffBatch = {
         sessions: sessions.slice(b * BATCH, (b + 1) * BATCH),
         nonces: nonces.slice(b * BATCH * 10, (b + 1) * BATCH * 10),
+        fenceSec: o.executor.replay.fence.fenceSec,
         last: b === batches - 1,
       };
       const res = await o.hop.request(o.index, FrameType.HANDOFF, JSON.stringify(batch), undefined, deadline);

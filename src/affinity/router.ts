@@ -6,6 +6,7 @@
 import { QdpError, isErrorCode } from "../core/errors.ts";
 import { decodeText, encodeCallHead, FrameType, type CallHead } from "../core/frames.ts";
 import { ownerOf } from "../core/ownership.ts";
+import { replayRefusal } from "../core/replay-fence.ts";
 import type { Call, Executor } from "./executor.ts";
 import type { HopClient } from "./hop-client.ts";
 
@@ -61,15 +62,20 @@ export class Router {
    */
   async checkNonce(nonce: string, timestamp: number, deadline: number): Promise<void> {
     const owner = this.ownerOf(nonce);
-    let verdict: string;
+    let refusal: QdpError | null;
     if (owner === this.self && this.ownsIndex) {
-      verdict = this.executor.replay.checkAndRemember(null, nonce, timestamp, Math.floor(Date.now() / 1000));
+      // A replacement judges no nonce before the old worker's nonces (and fence) arrived —
+      // exactly as when the check comes through the hop (owner-side onNonce).
+      await this.executor.awaitGate(deadline);
+      const replay = this.executor.replay;
+      refusal = replayRefusal(replay.checkAndRemember(null, nonce, timestamp, Math.floor(Date.now() / 1000)), replay.fence.fenceSec);
     } else {
+      // The owner answers a refusal as an error frame (replyText throws it); "replay"/"full"
+      // as a verdict are still understood from a worker of the previous version mid-reload.
       const res = await this.hop.request(owner, FrameType.NONCE, JSON.stringify([nonce, timestamp]), undefined, deadline);
-      verdict = JSON.parse(replyText(res.type, res.payload)) as string;
+      refusal = replayRefusal(JSON.parse(replyText(res.type, res.payload)) as string, 0);
     }
-    if (verdict === "replay") throw new QdpError("UNAUTHENTICATED", "nonce already used (replay)");
-    if (verdict === "full") throw new QdpError("OVERLOADED", "replay cache is full");
+    if (refusal) throw refusal;
   }
 }
 

@@ -25,6 +25,8 @@ export interface WorkerStats {
   /** With a durable session store (QDP_SESSION_STORE=redis): its counters and latency. */
   sessionStore?: SessionStoreStats;
   nonces: number;
+  /** Signed calls stamped at or before this unix second are refused (0 = none; see core/replay-fence.ts). */
+  replayFence: number;
   /** Calls that had to wait for their owner, and those that gave up (503). */
   ownerWaits: number;
   ownerUnavailable: number;

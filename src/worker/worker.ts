@@ -17,12 +17,14 @@ import { createAllowList } from "../core/cidr.ts";
 import { loadConfig } from "../core/config.ts";
 import { loadKeyRing, type KeyRing } from "../core/keys.ts";
 import { createReplayCache } from "../core/replay-cache.ts";
+import { createReplayFence, fenceFromMarks, guardReplay } from "../core/replay-fence.ts";
 import { createEdgeApp } from "../edge/app.ts";
 import { startPublicServer } from "../edge/public-server.ts";
 import type { EdgeCounters } from "../edge/call-handler.ts";
 import { createLogger, flushLogs } from "../ops/logger.ts";
 import { buildRegistry } from "../services/index.ts";
 import { createRecordStore, createSessionBackend } from "../stores/index.ts";
+import { createReplayMarks, type ReplayMarks } from "../stores/replay-mark.ts";
 import { upstreamStats } from "../upstream/client.ts";
 import { setListenBacklog } from "./backlog.ts";
 import type { FromWorker, ToWorker } from "./ipc.ts";
@@ -82,7 +84,32 @@ const sessionBackend = createSessionBackend({
     event === "up" ? log.info("session store connected", { detail }) : log.warn("session store connection lost; stateful calls answer 503 until it is back", { detail }),
 });
 const durable = sessionBackend === null ? null : new DurableSessions({ cache: sessions, backend: sessionBackend, freshMs: config.sessionFreshMs });
-const replay = createReplayCache({ maxEntries: config.nonceMax });
+// ---- replay protection that survives crashes and restarts (core/replay-fence.ts) ----
+const marks: ReplayMarks = await Promise.resolve()
+  .then(() => createReplayMarks({ dataDir: config.dataDir, index }))
+  .catch((err: Error) => fatal(`cannot keep replay marks under QDP_DATA_DIR: ${err.message}`));
+const ownMark = marks.readOwn();
+const fence = createReplayFence({ persistedSec: ownMark !== null && "sec" in ownMark ? ownMark.sec : 0, persist: (sec) => marks.write(sec) });
+const replay = guardReplay(createReplayCache({ maxEntries: config.nonceMax }), fence);
+
+/**
+ * Sets the fence from every index's mark: for a worker that opens without its predecessor's
+ * nonces. Read at the moment it opens (not earlier), so whatever a predecessor accepted up to
+ * its death is under the fence.
+ */
+function fenceFromFiles(why: string): void {
+  const nowSec = Math.floor(Date.now() / 1000);
+  const { fenceSec, unreadable } = fenceFromMarks(marks.readAll(), nowSec);
+  fence.raise(fenceSec);
+  if (unreadable.length > 0) {
+    log.error("unreadable replay marks taken as now + 300 s: signed calls are refused until then", { dir: marks.dir, unreadable, fenceSec });
+    // Our own damaged mark is replaced by that value, so a later start does not push it further.
+    if (unreadable.includes(`w${index}`)) marks.write(fenceSec);
+  }
+  if (fenceSec > 0) {
+    log.info("replay fence set: signed calls stamped at or before it are refused (UAP signs them again)", { why, fenceSec, fenceAt: new Date(fenceSec * 1000).toISOString() });
+  }
+}
 const executor = new Executor({
   worker: index,
   log,
@@ -114,9 +141,14 @@ if (takesOver) {
   handoffTimer = setTimeout(() => {
     if (executor.gateIsOpen) return;
     log.warn("no hand-off from the previous worker of this index; starting with empty sessions");
+    fenceFromFiles("no hand-off from the previous worker");
     executor.openGate();
     state = "ready";
   }, config.graceMs + config.ownerWaitMs);
+} else {
+  // First start, respawn after a crash, full restart: the nonces of whoever ran before are gone.
+  marks.removeStaleTemp();
+  fenceFromFiles("started without a hand-off");
 }
 
 // ---- hop server: calls from other edges ----
@@ -299,6 +331,7 @@ function collectStats(): WorkerStats {
     sessionsExpired: sessions.expired,
     ...(durable === null ? {} : { sessionStore: { ...durable.stats, latency: durable.latency.toJSON() } }),
     nonces: replay.size,
+    replayFence: fence.fenceSec,
     ownerWaits: hop.ownerWaits,
     ownerUnavailable: hop.ownerUnavailable,
     waitingForOwner: hop.waitingCounts().reduce((a, b) => a + b, 0),

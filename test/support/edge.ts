@@ -17,12 +17,14 @@ import { loadConfig, type Config } from "../../src/core/config.ts";
 import { parseKeyList } from "../../src/core/keys.ts";
 import { ownerOf } from "../../src/core/ownership.ts";
 import { createReplayCache } from "../../src/core/replay-cache.ts";
+import { createReplayFence, guardReplay } from "../../src/core/replay-fence.ts";
 import { createEdgeApp } from "../../src/edge/app.ts";
 import type { EdgeCounters } from "../../src/edge/call-handler.ts";
 import { createLogger } from "../../src/ops/logger.ts";
 import { DEMO_SERVICES } from "../../src/services/index.ts";
 import { Registry } from "../../src/services/registry.ts";
 import type { AnyService } from "../../src/services/types.ts";
+import { createReplayMarks } from "../../src/stores/replay-mark.ts";
 import { createSqliteStore } from "../../src/stores/sqlite-store.ts";
 
 export interface TestEdge {
@@ -60,7 +62,11 @@ export function createTestEdge(o: TestEdgeOptions = {}): TestEdge {
         records,
         settings: { upstreamA: config.upstreamA, upstreamB: config.upstreamB },
         sessions: new SessionStore(config.sessionMax, config.sessionTtlS * 1000),
-        replay: createReplayCache({ maxEntries: config.nonceMax }),
+        replay: (() => {
+          // The real mark files, in this edge's temporary data directory; no fence (a first start).
+          const marks = createReplayMarks({ dataDir: dir, index: worker });
+          return guardReplay(createReplayCache({ maxEntries: config.nonceMax }), createReplayFence({ persistedSec: 0, persist: (sec) => marks.write(sec) }));
+        })(),
         maxExecuting: config.maxInflight,
         upstreamTimeoutMs: config.upstreamTimeoutMs,
       }),
