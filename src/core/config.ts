@@ -46,7 +46,11 @@ export interface Config {
    * server's user with mode 0700 if it exists (start-up refuses otherwise); made 0700 if not.
    */
   runtimeDir: string;
-  /** `QDP_DATA_DIR`: directory of the embedded record store. Default `./data`. */
+  /**
+   * `QDP_DATA_DIR`: directory of the embedded record store and of the replay marks
+   * (`replay/w<index>`, core/replay-fence.ts) that keep replays refused across crashes and
+   * restarts — keep the same directory across restarts. Default `./data`.
+   */
   dataDir: string;
   /** `QDP_UAP_KEYS`: `keyId:secret,keyId2:secret2`. Empty = open development mode (loopback only). */
   uapKeys: string;

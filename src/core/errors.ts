@@ -17,7 +17,7 @@ export const ERROR_CATALOGUE = {
   BAD_USER: { status: 400, doc: "The user id is not 1..128 bytes of UTF-8 without control characters." },
   USER_MISMATCH: { status: 400, doc: "`X-QDP-User` and the envelope's `userId` are both present and differ." },
   USER_REQUIRED: { status: 400, doc: "The function is stateful and the call names no user." },
-  UNAUTHENTICATED: { status: 401, doc: "The call is not signed by UAP: missing, malformed, unknown-key, bad, stale or replayed signature." },
+  UNAUTHENTICATED: { status: 401, doc: "The call is not signed by UAP: missing, malformed, unknown-key, bad, stale or replayed signature, or signed before the replay fence of a restarted worker (sign it again)." },
   FORBIDDEN: { status: 403, doc: "The source address is outside `QDP_ALLOW_CIDRS`." },
   UNKNOWN_FUNCTION: { status: 404, doc: "No service is registered under that function number (or the path is unknown)." },
   PAYLOAD_TOO_LARGE: { status: 413, doc: "The body is larger than `QDP_MAX_BODY`." },
