@@ -6,7 +6,7 @@
  * zero) and the upstream hits of demo.quote prove it. A fresh signature then runs.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { signRequest } from "../src/client/sign.ts";
@@ -270,4 +270,51 @@ describe("replays after a crash or a restart (same QDP_DATA_DIR)", () => {
     await replayAll(c, [...before.calls, ...after.calls], up);
     await finish();
   });
+});
+
+test("a mark that cannot be written refuses the call (500) and it never runs; the worker logs it", async () => {
+  const data = mkdtempSync(join(tmpdir(), "qdp-durable-"));
+  const c = await startCluster({ workers: 1, env: { QDP_UAP_KEYS: `uap:${SECRET}`, QDP_DATA_DIR: data } });
+  try {
+    const user = `dur-ro-${process.pid}`;
+    const first = record("/api/1001", "{}", user);
+    expect((await sendRaw(c.port, first.bytes)).body.data.count).toBe(1);
+    // The replay directory replaced by a file: writing the next second's mark fails (even as root).
+    rmSync(join(data, "replay"), { recursive: true, force: true });
+    writeFileSync(join(data, "replay"), "");
+    await afterSecond(first.timestamp);
+    const refused = await sendRaw(c.port, record("/api/1001", "{}", user).bytes);
+    expect(refused.status).toBe(500);
+    expect(refused.body.error.code).toBe("INTERNAL");
+    expect(c.output()).toContain("cannot write the replay mark");
+    rmSync(join(data, "replay"), { force: true });
+    mkdirSync(join(data, "replay"));
+    const next = await sendRaw(c.port, record("/api/1001", "{}", user).bytes);
+    expect(next.status).toBe(200);
+    expect(next.body.data.count).toBe(2);
+  } finally {
+    await c.stop();
+    rmSync(data, { recursive: true, force: true });
+  }
+});
+
+test("a damaged mark is taken as now + 300 s: signed calls are refused (sign again), the mark is rewritten", async () => {
+  const data = mkdtempSync(join(tmpdir(), "qdp-durable-"));
+  mkdirSync(join(data, "replay"));
+  writeFileSync(join(data, "replay", "w0"), "\u0000garbage");
+  const c = await startCluster({ workers: 1, env: { QDP_UAP_KEYS: `uap:${SECRET}`, QDP_DATA_DIR: data } });
+  try {
+    const now = Math.floor(Date.now() / 1000);
+    const r = await sendRaw(c.port, record("/api/1001", "{}", `dur-garbage-${process.pid}`).bytes);
+    expect(r.status).toBe(401);
+    expect(r.body.error.message).toMatch(/sign the call again/);
+    expect(c.output()).toContain("unreadable replay marks");
+    const mark = Number(readFileSync(join(data, "replay", "w0"), "utf8"));
+    expect(mark).toBeGreaterThanOrEqual(now + 299);
+    expect(mark).toBeLessThanOrEqual(now + 302);
+    expect((await c.stats()).workers[0]!.replayFence).toBe(mark);
+  } finally {
+    await c.stop();
+    rmSync(data, { recursive: true, force: true });
+  }
 });

@@ -89,7 +89,20 @@ const marks: ReplayMarks = await Promise.resolve()
   .then(() => createReplayMarks({ dataDir: config.dataDir, index }))
   .catch((err: Error) => fatal(`cannot keep replay marks under QDP_DATA_DIR: ${err.message}`));
 const ownMark = marks.readOwn();
-const fence = createReplayFence({ persistedSec: ownMark !== null && "sec" in ownMark ? ownMark.sec : 0, persist: (sec) => marks.write(sec) });
+let markErrorLoggedAt = 0;
+/** Writes the mark; a failure refuses the call (INTERNAL) and is logged here, at most once a second. */
+function persistMark(sec: number): number {
+  try {
+    return marks.write(sec);
+  } catch (err) {
+    if (Date.now() - markErrorLoggedAt >= 1000) {
+      markErrorLoggedAt = Date.now();
+      log.error("cannot write the replay mark: signed calls stamped after it are refused until it can", { dir: marks.dir, err: (err as Error).message });
+    }
+    throw err;
+  }
+}
+const fence = createReplayFence({ persistedSec: ownMark !== null && "sec" in ownMark ? ownMark.sec : 0, persist: persistMark });
 const replay = guardReplay(createReplayCache({ maxEntries: config.nonceMax }), fence);
 
 /**
