@@ -149,6 +149,13 @@ async function freshCallsRun(c: Cluster, w: { calls: Recorded[]; users: string[]
   expect(up.received - hitsBefore).toBe(2);
 }
 
+/** Waits for a log line (logs are written asynchronously, after the response). */
+async function logged(c: Cluster, text: string): Promise<void> {
+  const until = Date.now() + 3000;
+  while (!c.output().includes(text) && Date.now() < until) await Bun.sleep(20);
+  expect(c.output()).toContain(text);
+}
+
 async function workerPids(c: Cluster): Promise<number[]> {
   return (await c.stats()).workers.map((w) => w.pid!);
 }
@@ -286,7 +293,7 @@ test("a mark that cannot be written refuses the call (500) and it never runs; th
     const refused = await sendRaw(c.port, record("/api/1001", "{}", user).bytes);
     expect(refused.status).toBe(500);
     expect(refused.body.error.code).toBe("INTERNAL");
-    expect(c.output()).toContain("cannot write the replay mark");
+    await logged(c, "cannot write the replay mark");
     rmSync(join(data, "replay"), { force: true });
     mkdirSync(join(data, "replay"));
     const next = await sendRaw(c.port, record("/api/1001", "{}", user).bytes);
@@ -308,7 +315,7 @@ test("a damaged mark is taken as now + 300 s: signed calls are refused (sign aga
     const r = await sendRaw(c.port, record("/api/1001", "{}", `dur-garbage-${process.pid}`).bytes);
     expect(r.status).toBe(401);
     expect(r.body.error.message).toMatch(/sign the call again/);
-    expect(c.output()).toContain("unreadable replay marks");
+    await logged(c, "unreadable replay marks");
     const mark = Number(readFileSync(join(data, "replay", "w0"), "utf8"));
     expect(mark).toBeGreaterThanOrEqual(now + 299);
     expect(mark).toBeLessThanOrEqual(now + 302);
