@@ -102,6 +102,22 @@ function describe(h: LockHolder | null): string {
 }
 
 /**
+ * Takes a lock, or names its holder. A holder that does not answer may be a supervisor dying
+ * this instant (killed: the kernel frees the name once its process has closed its files), so
+ * the name is tried again for up to `waitMs` before the holder is reported as unknown.
+ */
+async function holdOrAsk(name: string, info: () => LockHolder, waitMs = 3000): Promise<[UnixSocketListener<undefined> | null, LockHolder | null]> {
+  const until = Date.now() + waitMs;
+  for (;;) {
+    const lock = hold(name, info);
+    if (lock) return [lock, null];
+    const h = await askHolder(name);
+    if (h !== null || Date.now() >= until) return [null, h];
+    await Bun.sleep(100);
+  }
+}
+
+/**
  * Takes the port's and the runtime directory's locks, or throws ClusterLockError naming the
  * holder. `info` is read each time someone asks, so a stats port picked later shows.
  */
@@ -112,19 +128,19 @@ export async function acquireClusterLocks(opts: { port: number; runtimeDir: stri
     for (const l of held.splice(0)) l.stop(true);
   };
   const portName = portLockName(opts.port);
-  const portLock = hold(portName, opts.info);
+  const [portLock, portHolder] = await holdOrAsk(portName, opts.info);
   if (!portLock) {
-    const h = await askHolder(portName);
+    const h = portHolder;
     throw new ClusterLockError(
       `port ${opts.port} is already served by ${describe(h)}; one port is one cluster, so this start stops here and the running one is untouched${h ? ` (stop it with: bun run qdp stop --stats-port ${h.statsPort})` : ""}`,
     );
   }
   held.push(portLock);
   const dirName = dirLockName(opts.dirId);
-  const dirLock = hold(dirName, opts.info);
+  const [dirLock, dirHolder] = await holdOrAsk(dirName, opts.info);
   if (!dirLock) {
     release();
-    const h = await askHolder(dirName);
+    const h = dirHolder;
     throw new ClusterLockError(`QDP_RUNTIME_DIR=${opts.runtimeDir} is already used by ${describe(h)}; give each cluster its own runtime directory`);
   }
   held.push(dirLock);
