@@ -183,3 +183,60 @@ export function parseChunked(buf: Buffer, from: number, maxBody: number): Chunke
     at += n + 2;
   }
 }
+
+/** A response head, as an HTTP client reads it. */
+export interface ResponseHead {
+  status: number;
+  /** Lower-case name → value; repeats joined by ", ". */
+  headers: Map<string, string>;
+  /** How the body ends: a length, chunked, at close, or no body at all. */
+  body: { kind: "length"; length: number } | { kind: "chunked" } | { kind: "close" } | { kind: "none" };
+  /** Whether the connection may carry another request after this response. */
+  keepAlive: boolean;
+}
+
+/**
+ * Parses a response head starting at `from` (RFC 9112 §6.3 for the body's end).
+ * @param method the request's method (a HEAD response has no body whatever it says)
+ * @returns the head and where its body starts, or `null` when more bytes are needed.
+ * @throws FramingError for a response that cannot be framed.
+ */
+export function parseResponseHead(buf: Buffer, from: number, method: string): { head: ResponseHead; bodyAt: number } | null {
+  const end = buf.indexOf(CRLF2, from);
+  if (end < 0) {
+    if (buf.length - from > MAX_HEAD_BYTES) throw new FramingError(413, `response head larger than ${MAX_HEAD_BYTES} bytes`);
+    return null;
+  }
+  const lines = buf.toString("latin1", from, end).split("\r\n");
+  const m = /^HTTP\/1\.([01]) (\d{3})(?: .*)?$/.exec(lines[0] ?? "");
+  if (m === null) throw new FramingError(400, "malformed status line");
+  const minor = Number(m[1]);
+  const status = Number(m[2]);
+  const probe: RequestHead = { method, target: "/", minor: minor === 1 ? 1 : 0, headers: new Map(), repeated: null, contentLength: 0, chunked: false, keepAlive: minor === 1, expectContinue: false };
+  if (lines.length - 1 > MAX_HEADERS) throw new FramingError(413, `more than ${MAX_HEADERS} header fields`);
+  for (let i = 1; i < lines.length; i++) addField(probe, lines[i]!);
+  const h = probe.headers;
+  let keepAlive = probe.keepAlive;
+  const conn = h.get("connection");
+  if (conn !== undefined) {
+    for (const token of conn.toLowerCase().split(",")) {
+      const t = token.trim();
+      if (t === "close") keepAlive = false;
+      else if (t === "keep-alive" && minor === 0) keepAlive = true;
+    }
+  }
+  let body: ResponseHead["body"];
+  if (method === "HEAD" || (status >= 100 && status < 200) || status === 204 || status === 304) body = { kind: "none" };
+  else if (h.has("transfer-encoding")) {
+    if ((h.get("transfer-encoding") ?? "").toLowerCase() !== "chunked") throw new FramingError(400, "unsupported Transfer-Encoding");
+    body = { kind: "chunked" };
+  } else if (h.has("content-length")) {
+    const cl = h.get("content-length")!;
+    if (probe.repeated?.has("content-length") || !/^\d{1,15}$/.test(cl)) throw new FramingError(400, "malformed Content-Length");
+    body = { kind: "length", length: Number(cl) };
+  } else {
+    body = { kind: "close" };
+    keepAlive = false;
+  }
+  return { head: { status, headers: h, body, keepAlive }, bodyAt: end + 4 };
+}
