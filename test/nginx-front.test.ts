@@ -12,30 +12,9 @@ import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { ownerOf } from "../src/core/ownership.ts";
 import { BUN, type Cluster, freePort, ROOT, startCluster } from "./support/cluster.ts";
+import { ensureNginx } from "./support/nginx.ts";
 
 const USERS = 1000;
-
-function findNginx(): string | null {
-  return Bun.which("nginx") ?? Bun.which("nginx", { PATH: "/usr/sbin:/usr/local/sbin:/usr/local/nginx/sbin" });
-}
-
-/** nginx's path, installing it with apt-get when missing; null (with the reason) when impossible. */
-function ensureNginx(): { path: string | null; why: string } {
-  const found = findNginx();
-  if (found) return { path: found, why: "" };
-  if (!Bun.which("apt-get")) return { path: null, why: "nginx is not installed and apt-get is not available" };
-  const sudo = process.getuid?.() === 0 ? [] : Bun.which("sudo") ? ["sudo", "-n"] : null;
-  if (sudo === null) return { path: null, why: "nginx is not installed and installing it needs root" };
-  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
-  const run = (args: string[]) => Bun.spawnSync([...sudo, ...args], { env, stdout: "ignore", stderr: "pipe" });
-  let r = run(["apt-get", "install", "-y", "--no-install-recommends", "nginx"]);
-  if (r.exitCode !== 0) {
-    run(["apt-get", "update"]);
-    r = run(["apt-get", "install", "-y", "--no-install-recommends", "nginx"]);
-  }
-  const path = findNginx();
-  return path ? { path, why: "" } : { path: null, why: `apt-get install nginx failed: ${r.stderr.toString().slice(-500)}` };
-}
 
 /** Whether nothing listens on 127.0.0.1:port right now. */
 function portFree(port: number): boolean {
