@@ -30,7 +30,7 @@ const mkExec = (worker: number) =>
     worker,
     log,
     records,
-    settings: { upstreamA: undefined, upstreamB: undefined },
+    settings: new Map(),
     sessions: new SessionStore(1000, 60_000),
     // No restart to survive here: the mark is kept in memory.
     replay: guardReplay(createReplayCache({ maxEntries: 1000 }), createReplayFence({ persistedSec: 0, persist: (sec) => sec })),

@@ -6,7 +6,9 @@
  */
 import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
-import { ConfigError, defaultRuntimeDir, loadConfig, type Config } from "./core/config.ts";
+import { ConfigError, configSource, defaultRuntimeDir, loadConfig, type Config } from "./core/config.ts";
+import { ALL_SERVICES, buildRegistry } from "./services/index.ts";
+import { loadServiceSettings, settingNames } from "./services/settings.ts";
 import { describeKeys, loadKeyRing } from "./core/keys.ts";
 import { createAllowList } from "./core/cidr.ts";
 import { createLogger, flushLogs } from "./ops/logger.ts";
@@ -43,7 +45,13 @@ try {
       fail(`QDP_CONFIG: cannot read ${file}: ${(err as Error).message}`);
     }
   }
-  config = loadConfig(process.env, availableParallelism(), text);
+  const serviceKeys = settingNames(ALL_SERVICES);
+  config = loadConfig(process.env, availableParallelism(), text, serviceKeys);
+  // The services' own settings are checked here too, so a bad one stops start-up (exit 2)
+  // instead of leaving every worker failing to start.
+  const services = buildRegistry({ demo: config.demoServices }).list().map((s) => s.def);
+  const { problems } = loadServiceSettings(services, configSource(process.env, text, serviceKeys));
+  if (problems.length > 0) throw new ConfigError(problems);
 } catch (err) {
   if (err instanceof ConfigError) fail(err.message);
   throw err;

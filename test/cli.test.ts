@@ -153,6 +153,8 @@ describe("doctor", () => {
     root: false,
     config: loadConfig({ QDP_WORKERS: "2" }, 2),
     configProblems: [],
+    settings: [],
+    settingProblems: [],
   };
 
   test("a tuned box is all OK", () => {

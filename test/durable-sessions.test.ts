@@ -67,7 +67,7 @@ function setup(o: { freshMs?: number; backend?: MemorySessionBackend } = {}) {
     worker: 0,
     log: createLogger("error"),
     records: {} as RecordStore,
-    settings: { upstreamA: undefined, upstreamB: undefined },
+    settings: new Map(),
     sessions: cache,
     durable,
     replay: guardReplay(createReplayCache({ maxEntries: 1000 }), createReplayFence({ persistedSec: 0, persist: (sec) => sec })),

@@ -215,7 +215,7 @@ describe("the owner's replay check during a hand-off", () => {
     const log = createLogger("error");
     const records = createSqliteStore({ dataDir: dir });
     const guard = guardReplay(createReplayCache({ maxEntries: 100 }), recordingFence().fence);
-    const executor = new Executor({ worker: 0, log, records, settings: { upstreamA: undefined, upstreamB: undefined }, sessions: new SessionStore(10, 60_000), replay: guard, maxExecuting: 10, upstreamTimeoutMs: 1000 });
+    const executor = new Executor({ worker: 0, log, records, settings: new Map(), sessions: new SessionStore(10, 60_000), replay: guard, maxExecuting: 10, upstreamTimeoutMs: 1000 });
     const hop = new HopClient({ self: 0, selfGen: 1, workers: 1, secret: "s", ownerWaitMs: 100, maxPending: 10, log });
     const router = new Router(0, 1, executor, hop);
     try {

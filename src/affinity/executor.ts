@@ -34,7 +34,8 @@ export interface ExecutorOptions {
   worker: number;
   log: Logger;
   records: RecordStore;
-  settings: ServiceSettings;
+  /** Each service's settings by service name (services/settings.ts). */
+  settings: ReadonlyMap<string, ServiceSettings>;
   sessions: SessionStore;
   /** The durable store behind `sessions` (QDP_SESSION_STORE=redis); absent with `memory`. */
   durable?: DurableSessions | null;
@@ -171,7 +172,7 @@ export class Executor {
       requestId: call.requestId,
       worker: o.worker,
       session,
-      settings: o.settings,
+      settings: o.settings.get(def.name) ?? NO_SETTINGS,
       records: o.records,
       get log() {
         return o.log.child({ requestId: call.requestId, funcNo: def.funcNo });
@@ -255,6 +256,8 @@ interface CallAbort {
   aborted: boolean;
   children: AbortController[];
 }
+
+const NO_SETTINGS: ServiceSettings = Object.freeze({});
 
 function serialise(output: unknown): string {
   return JSON.stringify(output === undefined ? null : output);

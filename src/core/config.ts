@@ -60,9 +60,6 @@ export interface Config {
   allowCidrs: string;
   /** `QDP_INSECURE`: `1` allows a non-loopback `QDP_HOST` without keys. Default off. */
   insecure: boolean;
-  /** `QDP_UPSTREAM_A` / `QDP_UPSTREAM_B`: upstream URLs used by demo.quote. */
-  upstreamA: string | undefined;
-  upstreamB: string | undefined;
   /** `QDP_UPSTREAM_TIMEOUT_MS`: per upstream call cap (the call's deadline still applies). Default 10000. */
   upstreamTimeoutMs: number;
   /** `QDP_MONGO_URL`: MongoDB URL for records; unset = embedded SQLite store. */
@@ -196,7 +193,16 @@ export function redactUrl(url: string): string {
  * @param fileText text of the QDP_CONFIG file, when there is one
  * @throws ConfigError listing every bad value
  */
-export function loadConfig(env: Source, cpus: number, fileText?: string): Config {
+export function loadConfig(env: Source, cpus: number, fileText?: string, serviceKeys: readonly string[] = []): Config {
+  return readConfig(configSource(env, fileText, serviceKeys), env, cpus);
+}
+
+/**
+ * The values the server reads: the QDP_CONFIG file's keys overlaid by the environment.
+ * @param serviceKeys variables the services declare (services/settings.ts): accepted in the file too
+ * @throws ConfigError for a file that is not a JSON object or holds an unknown key
+ */
+export function configSource(env: Source, fileText?: string, serviceKeys: readonly string[] = []): Source {
   let src: Source = env;
   if (fileText !== undefined) {
     let file: unknown;
@@ -211,13 +217,17 @@ export function loadConfig(env: Source, cpus: number, fileText?: string): Config
     const merged: Source = {};
     for (const [k, v] of Object.entries(file)) {
       // Only the variables we read: a typo (QDP_PROT) must stop start-up, not be silently ignored.
-      if (!(CONFIG_VARIABLES as readonly string[]).includes(k) || k === "QDP_CONFIG") {
-        throw new ConfigError([`QDP_CONFIG: unknown key ${JSON.stringify(k)} (keys are the QDP_* variable names in the README)`]);
+      if (!((CONFIG_VARIABLES as readonly string[]).includes(k) || serviceKeys.includes(k)) || k === "QDP_CONFIG") {
+        throw new ConfigError([`QDP_CONFIG: unknown key ${JSON.stringify(k)} (keys are the QDP_* variable names and the services' settings in the README)`]);
       }
       merged[k] = typeof v === "string" ? v : JSON.stringify(v);
     }
     src = { ...merged, ...Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== "")) };
   }
+  return src;
+}
+
+function readConfig(src: Source, env: Source, cpus: number): Config {
   const r = reader(src);
   const port = r.int("QDP_PORT", 8080, 0, 65535);
   const config: Config = {
@@ -240,8 +250,6 @@ export function loadConfig(env: Source, cpus: number, fileText?: string): Config
     uapKeysFile: r.optStr("QDP_UAP_KEYS_FILE"),
     allowCidrs: r.str("QDP_ALLOW_CIDRS", ""),
     insecure: r.bool("QDP_INSECURE", false),
-    upstreamA: r.optStr("QDP_UPSTREAM_A"),
-    upstreamB: r.optStr("QDP_UPSTREAM_B"),
     upstreamTimeoutMs: r.int("QDP_UPSTREAM_TIMEOUT_MS", 10_000, 1, 3_600_000),
     mongoUrl: r.optStr("QDP_MONGO_URL"),
     mongoPool: r.int("QDP_MONGO_POOL", 20, 1, 10_000),
@@ -276,8 +284,6 @@ export function loadConfig(env: Source, cpus: number, fileText?: string): Config
   if (!/^(majority|\d+)$/.test(config.mongoWriteConcern)) {
     r.problems.push(`QDP_MONGO_W=${JSON.stringify(config.mongoWriteConcern)}: expected majority or a whole number`);
   }
-  checkUrl(r, "QDP_UPSTREAM_A", config.upstreamA, ["http:", "https:"]);
-  checkUrl(r, "QDP_UPSTREAM_B", config.upstreamB, ["http:", "https:"]);
   checkUrl(r, "QDP_MONGO_URL", config.mongoUrl, ["mongodb:", "mongodb+srv:"]);
   const sessionStore = r.str("QDP_SESSION_STORE", "memory");
   if (sessionStore === "memory" || sessionStore === "redis") config.sessionStore = sessionStore;
@@ -306,7 +312,7 @@ export function defaultRuntimeDir(tmpdir: string | undefined, port: number): str
 export const CONFIG_VARIABLES = [
   "QDP_CONFIG", "QDP_HOST", "QDP_PORT", "QDP_WORKERS", "QDP_GRACE_MS", "QDP_OWNER_WAIT_MS", "QDP_MAX_BODY",
   "QDP_TIMEOUT_MS", "QDP_BODY_TIMEOUT_MS", "QDP_KEEPALIVE_MS", "QDP_DRAIN_IDLE_MS", "QDP_MAX_INFLIGHT", "QDP_BACKLOG", "QDP_STATS_PORT", "QDP_RUNTIME_DIR", "QDP_DATA_DIR",
-  "QDP_UAP_KEYS", "QDP_UAP_KEYS_FILE", "QDP_ALLOW_CIDRS", "QDP_INSECURE", "QDP_UPSTREAM_A", "QDP_UPSTREAM_B",
+  "QDP_UAP_KEYS", "QDP_UAP_KEYS_FILE", "QDP_ALLOW_CIDRS", "QDP_INSECURE",
   "QDP_UPSTREAM_TIMEOUT_MS", "QDP_MONGO_URL", "QDP_MONGO_POOL", "QDP_MONGO_W", "QDP_SESSION_MAX",
   "QDP_SESSION_TTL_S", "QDP_DIRECT_PORT_BASE", "QDP_HOP_MAX_PENDING", "QDP_NONCE_MAX", "QDP_DEMO_SERVICES",
   "QDP_LOG_LEVEL", "QDP_TUNE_SYSCTL", "QDP_WORKER_BUN_ARGS", "QDP_SESSION_STORE", "QDP_REDIS_URL", "QDP_REDIS_PREFIX",

@@ -6,6 +6,8 @@
  *
  * Exit status: 0 when every check is OK, 1 when any check is WARN, 2 on bad arguments.
  */
+import { buildRegistry } from "../services/index.ts";
+import { describeSettings, loadServiceSettings } from "../services/settings.ts";
 import { readFileSync } from "node:fs";
 import { availableParallelism, release } from "node:os";
 import { parseArgs } from "node:util";
@@ -44,6 +46,9 @@ export interface Facts {
   /** The server's configuration from QDP_* (defaults where unset), or why it is invalid. */
   config: Config;
   configProblems: string[];
+  /** The enabled services' declared settings as `describeSettings` shows them (secrets hidden). */
+  settings: Array<{ service: string; env: string; value: string; description: string }>;
+  settingProblems: string[];
 }
 
 export type Status = "OK" | "WARN";
@@ -91,6 +96,14 @@ export function evaluate(f: Facts, opts: DoctorOptions): Check[] {
       other: ["fix the QDP_* variables named above"],
     });
   }
+
+  add(
+    "service-settings",
+    f.settingProblems.length === 0,
+    f.settingProblems.length === 0 ? `${f.settings.length} declared, all valid` : "invalid",
+    f.settingProblems.length === 0 ? "every setting the enabled services declare is present or has a default, and is valid" : `the server would refuse to start: ${f.settingProblems.join("; ")}`,
+    { other: ["set the service settings named above (environment or QDP_CONFIG file)"] },
+  );
 
   const migrateOk = kernelAtLeast(f.kernel, 5, 14);
   add("kernel", migrateOk, f.kernel, migrateOk ? "Linux >= 5.14: net.ipv4.tcp_migrate_req is available" : "Linux < 5.14 has no net.ipv4.tcp_migrate_req: each rolling reload may reset connections queued on the closing listener; upgrade the kernel", {
@@ -214,6 +227,9 @@ export async function gatherFacts(env: Record<string, string | undefined>, stats
     configProblems = err.problems;
     config = loadConfig({}, availableParallelism());
   }
+  const services = buildRegistry({ demo: config.demoServices }).list().map((s) => s.def);
+  const settings = describeSettings(services, env);
+  const settingProblems = loadServiceSettings(services, env).problems;
   const workerNofile: Facts["workerNofile"] = [];
   try {
     const stats = await fetchStats(statsPort, 1500);
@@ -235,11 +251,13 @@ export async function gatherFacts(env: Record<string, string | undefined>, stats
     root: process.getuid?.() === 0,
     config,
     configProblems,
+    settings,
+    settingProblems,
   };
 }
 
 /** The report text: one OK/WARN line per check, then the lines to apply. */
-export function renderDoctor(checks: Check[], opts: DoctorOptions, config: Config): string {
+export function renderDoctor(checks: Check[], opts: DoctorOptions, config: Config, settings: Facts["settings"] = []): string {
   const idWidth = Math.max(...checks.map((c) => c.id.length));
   const lines: string[] = [
     `qdp doctor — kernel and limits for qdp-server (QDP_WORKERS=${config.workers}, QDP_BACKLOG=${config.backlog}, ${opts.connections} concurrent connections expected)`,
@@ -248,6 +266,10 @@ export function renderDoctor(checks: Check[], opts: DoctorOptions, config: Confi
   for (const c of checks) {
     lines.push(`${c.status.padEnd(4)}  ${c.id.padEnd(idWidth)}  ${c.value}`);
     lines.push(`${" ".repeat(idWidth + 8)}${c.message}`);
+  }
+  if (settings.length > 0) {
+    lines.push("", "Service settings (secrets are shown only as set / not set):");
+    for (const s of settings) lines.push(`  ${s.env.padEnd(24)} ${s.value.padEnd(28)} ${s.service}: ${s.description}`);
   }
   const warns = checks.filter((c) => c.status === "WARN");
   const sysctls = [...new Set(warns.flatMap((c) => c.fix.sysctl ?? []))];
@@ -292,7 +314,7 @@ export async function doctorCommand(argv: string[], io: CommandIo): Promise<numb
   const opts = { connections };
   const checks = evaluate(facts, opts);
   const warn = checks.some((c) => c.status === "WARN");
-  if (values.json) io.out(`${JSON.stringify({ ok: !warn, connections, checks }, null, 2)}\n`);
-  else io.out(renderDoctor(checks, opts, facts.config));
+  if (values.json) io.out(`${JSON.stringify({ ok: !warn, connections, checks, settings: facts.settings }, null, 2)}\n`);
+  else io.out(renderDoctor(checks, opts, facts.config, facts.settings));
   return warn ? 1 : 0;
 }

@@ -14,6 +14,9 @@ export const DEMO_SERVICES: AnyService[] = [echo, counter, quote];
 /** Your services: add them here. */
 export const SERVICES: AnyService[] = [];
 
+/** Every service that could run: the config file accepts all their settings' keys. */
+export const ALL_SERVICES: AnyService[] = [...DEMO_SERVICES, ...SERVICES];
+
 export function buildRegistry(opts: { demo: boolean }): Registry {
   return new Registry([...(opts.demo ? DEMO_SERVICES : []), ...SERVICES]);
 }

@@ -4,6 +4,7 @@
  * so it runs the same whether its call arrived locally or through the hop.
  */
 import type { Static, TSchema } from "@sinclair/typebox";
+import type { SettingSpecs, SettingsOf } from "./settings.ts";
 import type { RecordStore } from "../stores/record-store.ts";
 
 /** Structured logger; every line carries the worker index and, in a call, the request id. */
@@ -34,13 +35,10 @@ export interface UpstreamClient {
   postJson(url: string, body: unknown, req?: UpstreamRequest): Promise<unknown>;
 }
 
-/** Settings a service may read (non-secret part of the config). */
-export interface ServiceSettings {
-  upstreamA: string | undefined;
-  upstreamB: string | undefined;
-}
+/** A service's settings as the executor holds them (typed per service through `settings`). */
+export type ServiceSettings = Readonly<Record<string, unknown>>;
 
-export interface ServiceContext<I = unknown, S = unknown> {
+export interface ServiceContext<I = unknown, S = unknown, Set = ServiceSettings> {
   /** The validated input (`data`). */
   readonly input: I;
   /** The caller's user id, or null for a call without a user (stateless functions only). */
@@ -53,7 +51,8 @@ export interface ServiceContext<I = unknown, S = unknown> {
   readonly signal: AbortSignal;
   readonly records: RecordStore;
   readonly upstream: UpstreamClient;
-  readonly settings: ServiceSettings;
+  /** The service's own settings (declared in its definition), validated at start. */
+  readonly settings: Set;
   /**
    * The user's session in the owner's memory (stateful services only; `undefined` otherwise).
    * Mutate it in place. It must stay JSON-serialisable: a rolling reload hands it to the
@@ -62,7 +61,7 @@ export interface ServiceContext<I = unknown, S = unknown> {
   readonly session: S;
 }
 
-export interface ServiceDefinition<In extends TSchema = TSchema, Out extends TSchema = TSchema, S = any> {
+export interface ServiceDefinition<In extends TSchema = TSchema, Out extends TSchema = TSchema, S = any, Set extends SettingSpecs = {}> {
   /** Function number UAP calls (positive integer, unique, never reused). */
   readonly funcNo: number;
   /** Dotted name, e.g. `demo.echo` (unique). */
@@ -76,16 +75,23 @@ export interface ServiceDefinition<In extends TSchema = TSchema, Out extends TSc
   readonly example?: Static<In>;
   /** Fresh session for a user's first stateful call. */
   readonly initSession?: () => S;
-  readonly handler: (ctx: ServiceContext<Static<In>, S>) => Promise<Static<Out>> | Static<Out>;
+  /**
+   * Settings the service reads as `ctx.settings.<key>`: each from an environment variable or
+   * the QDP_CONFIG file, validated at start (see services/settings.ts and the README).
+   */
+  readonly settings?: Set;
+  /** The call's deadline for this function, capped by QDP_TIMEOUT_MS. Default: QDP_TIMEOUT_MS. */
+  readonly timeoutMs?: number;
+  readonly handler: (ctx: ServiceContext<Static<In>, S, SettingsOf<Set>>) => Promise<Static<Out>> | Static<Out>;
 }
 
-/** Identity helper that keeps the handler's types tied to the schemas. */
-export function defineService<In extends TSchema, Out extends TSchema, S = Record<string, unknown>>(
-  def: ServiceDefinition<In, Out, S>,
-): ServiceDefinition<In, Out, S> {
+/** Identity helper that keeps the handler's types tied to the schemas and settings. */
+export function defineService<In extends TSchema, Out extends TSchema, S = Record<string, unknown>, const Set extends SettingSpecs = {}>(
+  def: ServiceDefinition<In, Out, S, Set>,
+): ServiceDefinition<In, Out, S, Set> {
   return def;
 }
 
 /** A service of any schema, as the registry holds it. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type AnyService = ServiceDefinition<any, any, any>;
+export type AnyService = ServiceDefinition<any, any, any, any>;

@@ -14,7 +14,7 @@ import { outboxTotals } from "../affinity/outbox.ts";
 import { Router } from "../affinity/router.ts";
 import { SessionStore } from "../affinity/sessions.ts";
 import { createAllowList } from "../core/cidr.ts";
-import { loadConfig } from "../core/config.ts";
+import { configSource, loadConfig } from "../core/config.ts";
 import { loadKeyRing, type KeyRing } from "../core/keys.ts";
 import { createReplayCache } from "../core/replay-cache.ts";
 import { createReplayFence, fenceFromMarks, guardReplay } from "../core/replay-fence.ts";
@@ -22,7 +22,8 @@ import { createEdgeApp } from "../edge/app.ts";
 import { startPublicServer } from "../edge/public-server.ts";
 import type { EdgeCounters } from "../edge/call-handler.ts";
 import { createLogger, flushLogs } from "../ops/logger.ts";
-import { buildRegistry } from "../services/index.ts";
+import { ALL_SERVICES, buildRegistry } from "../services/index.ts";
+import { loadServiceSettings, settingNames } from "../services/settings.ts";
 import { createRecordStore, createSessionBackend } from "../stores/index.ts";
 import { createReplayMarks, type ReplayMarks } from "../stores/replay-mark.ts";
 import { upstreamStats } from "../upstream/client.ts";
@@ -37,7 +38,9 @@ const takesOver = process.env.QDP_WORKER_HANDOFF === "1";
 // The secret is for this process only: keep it out of anything that might print the env.
 delete process.env.QDP_CLUSTER_SECRET;
 
-const config = loadConfig(process.env, availableParallelism(), process.env.QDP_CONFIG ? readFileSync(process.env.QDP_CONFIG, "utf8") : undefined);
+const configText = process.env.QDP_CONFIG ? readFileSync(process.env.QDP_CONFIG, "utf8") : undefined;
+const serviceKeys = settingNames(ALL_SERVICES);
+const config = loadConfig(process.env, availableParallelism(), configText, serviceKeys);
 const log = createLogger(config.logLevel, { worker: index, pid: process.pid });
 const send = (m: FromWorker) => process.send?.(m);
 
@@ -73,6 +76,12 @@ const records = await createRecordStore({
   dataDir: config.dataDir,
 }).catch((err: Error) => fatal(err.message));
 const registry = buildRegistry({ demo: config.demoServices });
+// Read when the worker starts, so a rolling reload picks up a changed QDP_CONFIG file.
+const serviceSettings = loadServiceSettings(
+  registry.list().map((s) => s.def),
+  configSource(process.env, configText, serviceKeys),
+);
+if (serviceSettings.problems.length > 0) await fatal(`invalid service settings: ${serviceSettings.problems.join("; ")}`);
 const sessions = new SessionStore(config.sessionMax, config.sessionTtlS * 1000);
 const sessionBackend = createSessionBackend({
   store: config.sessionStore,
@@ -127,7 +136,7 @@ const executor = new Executor({
   worker: index,
   log,
   records,
-  settings: { upstreamA: config.upstreamA, upstreamB: config.upstreamB },
+  settings: serviceSettings.byService,
   sessions,
   durable,
   replay,

@@ -3,6 +3,7 @@
  * a real hop over a Unix socket to a second in-process "worker", so the same cases run through
  * the owner directly and through the hop. No mocks: only the process boundary is left out.
  */
+import { loadServiceSettings } from "../../src/services/settings.ts";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -53,6 +54,8 @@ export function createTestEdge(o: TestEdgeOptions = {}): TestEdge {
   const log = createLogger("error");
   const registry = new Registry([...DEMO_SERVICES, ...(o.services ?? [])]);
   const records = createSqliteStore({ dataDir: dir });
+  const settings = loadServiceSettings(registry.list().map((s) => s.def), { ...o.env });
+  if (settings.problems.length > 0) throw new Error(`service settings: ${settings.problems.join("; ")}`);
   const executors = Array.from(
     { length: workers },
     (_, worker) =>
@@ -60,7 +63,7 @@ export function createTestEdge(o: TestEdgeOptions = {}): TestEdge {
         worker,
         log,
         records,
-        settings: { upstreamA: config.upstreamA, upstreamB: config.upstreamB },
+        settings: settings.byService,
         sessions: new SessionStore(config.sessionMax, config.sessionTtlS * 1000),
         replay: (() => {
           // The real mark files, in this edge's temporary data directory; no fence (a first start).

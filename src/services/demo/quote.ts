@@ -1,5 +1,6 @@
 import { Type as t } from "@sinclair/typebox";
 import { QdpError } from "../../core/errors.ts";
+import { setting, settingSchemas } from "../settings.ts";
 import { defineService } from "../types.ts";
 
 /**
@@ -15,6 +16,10 @@ export default defineService({
   input: t.Object({ symbol: t.String({ minLength: 1, maxLength: 64 }) }, { additionalProperties: true }),
   output: t.Object({ symbol: t.String(), a: t.Unknown(), b: t.Unknown(), recordId: t.String() }),
   example: { symbol: "600519.SH" },
+  settings: {
+    upstreamA: setting(settingSchemas.url(), { env: "QDP_UPSTREAM_A", optional: true, description: "URL of upstream A (GET ?symbol=…)" }),
+    upstreamB: setting(settingSchemas.url(), { env: "QDP_UPSTREAM_B", optional: true, description: "URL of upstream B (GET ?symbol=…)" }),
+  },
   handler: async ({ input, user, upstream, records, settings }) => {
     if (!settings.upstreamA || !settings.upstreamB) {
       throw new QdpError("UPSTREAM_ERROR", "QDP_UPSTREAM_A and QDP_UPSTREAM_B must be configured for demo.quote");
