@@ -77,6 +77,17 @@ export interface ServiceDefinition<In extends TSchema = TSchema, Out extends TSc
   /** Fresh session for a user's first stateful call. */
   readonly initSession?: () => S;
   readonly handler: (ctx: ServiceContext<Static<In>, S>) => Promise<Static<Out>> | Static<Out>;
+  /** Set on functions of a forwarded range (QDP_FORWARD_FILE): the handler posts the call to a backend. */
+  readonly forward?: { readonly range: string; readonly backends: number };
+}
+
+/**
+ * Output that is already JSON text, passed on without parsing and serialising it again (the
+ * bridge returns a backend's answer this way). The text must be valid JSON: whoever builds one
+ * has checked it.
+ */
+export class RawJson {
+  constructor(readonly text: string) {}
 }
 
 /** Identity helper that keeps the handler's types tied to the schemas. */
