@@ -95,13 +95,13 @@ function parseEntry(raw: unknown, index: number, source: string, problems: strin
   }
   const o = raw as Record<string, unknown>;
   const before = problems.length;
-  for (const k of Object.keys(o)) {
-    // A typo ("backend", "maxInFlight") must stop start-up, not be silently ignored.
-    if (!KEYS.includes(k)) problems.push(`${at}: unknown key ${JSON.stringify(k)} (known: ${KEYS.join(", ")})`);
-  }
   const name = typeof o.name === "string" && NAME.test(o.name) ? o.name : null;
   if (name === null) problems.push(`${at}: "name" must be dotted lower-case, like legacy.pricing (got ${JSON.stringify(o.name)})`);
   const named = `${at}${name ? ` (${name})` : ""}`;
+  for (const k of Object.keys(o)) {
+    // A typo ("backend", "maxInFlight") must stop start-up, not be silently ignored.
+    if (!KEYS.includes(k)) problems.push(`${named}: unknown key ${JSON.stringify(k)} (known: ${KEYS.join(", ")})`);
+  }
   const range = parseRange(o.funcNos);
   if (typeof range === "string") problems.push(`${named}: "funcNos" ${range}`);
 
