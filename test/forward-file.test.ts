@@ -36,6 +36,7 @@ describe("parseForwardFile", () => {
       backends: ["http://127.0.0.1:9001", "http://127.0.0.1:9002"],
       path: "/qdp",
       maxInflight: 256,
+      keepAlive: true,
       input: undefined,
       description: undefined,
       example: undefined,
@@ -61,7 +62,7 @@ describe("parseForwardFile", () => {
           entry({ name: "Legacy Pricing" }),
           entry({ name: "x.y", backends: [] }),
           entry({ name: "x.z", backends: ["ftp://127.0.0.1:21", "not a url", "http://u:p@127.0.0.1:1", "http://127.0.0.1:1/?a=1", 7] }),
-          entry({ name: "x.w", path: "qdp", maxInflight: 0, backend: ["http://127.0.0.1:1"] }),
+          entry({ name: "x.w", path: "qdp", maxInflight: 0, keepAlive: "no", backend: ["http://127.0.0.1:1"] }),
           entry({ name: "x.v", funcNos: `1-${FORWARD_MAX_RANGE + 1}` }),
           entry({ name: "x.u", backends: ["http://127.0.0.1:9001", "http://127.0.0.1:9001/"] }),
           "nope",
@@ -80,6 +81,7 @@ describe("parseForwardFile", () => {
     expect(all).toContain('entry 4 (x.w): unknown key "backend"');
     expect(all).toContain('entry 4 (x.w): "path" must start with /');
     expect(all).toContain('entry 4 (x.w): "maxInflight" must be a whole number');
+    expect(all).toContain('entry 4 (x.w): "keepAlive" must be true or false');
     expect(all).toContain(`entry 5 (x.v): "funcNos" "1-${FORWARD_MAX_RANGE + 1}" holds ${FORWARD_MAX_RANGE + 1} numbers`);
     expect(all).toContain("entry 6 (x.u): backends[0] and backends[1] are the same URL http://127.0.0.1:9001");
     expect(all).toContain("entry 7: expected an object");

@@ -240,6 +240,56 @@ describe("backend failures", () => {
   });
 });
 
+/** A server like uWSGI's --http-socket: answers HTTP/1.1 without `Connection: close`, then closes. */
+function startClosingBackend(): { url: string; calls: () => number; stop(): void } {
+  let calls = 0;
+  const listener = Bun.listen({
+    hostname: "127.0.0.1",
+    port: 0,
+    socket: {
+      data(socket, chunk) {
+        if (!chunk.toString("latin1").includes("\r\n\r\n")) return;
+        calls++;
+        socket.write('HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{"ok":true}');
+        socket.end();
+      },
+    },
+  });
+  return { url: `http://127.0.0.1:${listener.port}`, calls: () => calls, stop: () => listener.stop(true) };
+}
+
+describe("backends that close every connection", () => {
+  test('with "keepAlive": false every call gets a fresh connection and succeeds', async () => {
+    const be = track(startClosingBackend());
+    const edge = createTestEdge({ forward: forwardFile([{ funcNos: "3300", name: "legacy.closing", backends: [be.url], keepAlive: false }]) });
+    try {
+      const answers = await Promise.all(Array.from({ length: 200 }, (_, i) => handle(edge, "/api/3300", {}, { "x-qdp-user": `c-${i % 7}` })));
+      expect(answers.map((r) => r.status).filter((s) => s !== 200)).toEqual([]);
+      expect(be.calls()).toBe(200);
+    } finally {
+      edge.close();
+    }
+  });
+
+  test("a dropped connection fails that call only: the backend is not marked down", async () => {
+    const be = track(startClosingBackend());
+    const edge = createTestEdge({ forward: forwardFile([{ funcNos: "3301", name: "legacy.dropping", backends: [be.url] }]) });
+    try {
+      const statuses: number[] = [];
+      for (let round = 0; round < 20; round++) {
+        const rs = await Promise.all(Array.from({ length: 10 }, () => handle(edge, "/api/3301", {}, { "x-qdp-user": "drop-u" })));
+        for (const r of rs) {
+          statuses.push(r.status);
+          if (r.status !== 200) expect(r.body.error.message).not.toMatch(/is down/);
+        }
+      }
+      expect(statuses.filter((s) => s === 200).length).toBeGreaterThan(0);
+    } finally {
+      edge.close();
+    }
+  });
+});
+
 describe("signing comes first", () => {
   const KEY = "bridge-secret-0123456789abcdef0123456789";
   test("a refused call never reaches the backend; a signed one does, once", async () => {

@@ -7,7 +7,7 @@
  * ```json
  * [{"funcNos": "2000-2099", "name": "legacy.pricing",
  *   "backends": ["http://127.0.0.1:9001", "http://127.0.0.1:9002"], "path": "/qdp",
- *   "maxInflight": 256, "input": {"type": "object"}, "description": "…", "example": {}}]
+ *   "maxInflight": 256, "keepAlive": true, "input": {"type": "object"}, "description": "…", "example": {}}]
  * ```
  */
 import { ConfigError } from "./config.ts";
@@ -31,6 +31,12 @@ export interface ForwardEntry {
   readonly path: string;
   /** Calls in flight to one backend from one worker; past it `503 OVERLOADED`. Default 256. */
   readonly maxInflight: number;
+  /**
+   * Reuse connections to the backends (default true). `false` opens one per call: for servers
+   * that close a connection after each answer without saying so (uWSGI's `--http-socket`),
+   * where a reused connection would fail with a reset.
+   */
+  readonly keepAlive: boolean;
   /** JSON Schema of `data`, validated like a local function's input; absent = anything. */
   readonly input: unknown;
   readonly description: string | undefined;
@@ -43,7 +49,7 @@ export const FORWARD_DEFAULT_MAX_INFLIGHT = 256;
 /** Widest range: Swagger lists every forwarded number, so a range stays a readable size. */
 export const FORWARD_MAX_RANGE = 1000;
 
-const KEYS = ["funcNos", "name", "backends", "path", "maxInflight", "input", "description", "example"];
+const KEYS = ["funcNos", "name", "backends", "path", "maxInflight", "keepAlive", "input", "description", "example"];
 const NAME = /^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$/;
 const MAX_FUNC_NO = Number.MAX_SAFE_INTEGER;
 
@@ -130,6 +136,7 @@ function parseEntry(raw: unknown, index: number, source: string, problems: strin
     if (typeof o.maxInflight === "number" && Number.isInteger(o.maxInflight) && o.maxInflight >= 1 && o.maxInflight <= 1_000_000) maxInflight = o.maxInflight;
     else problems.push(`${named}: "maxInflight" must be a whole number from 1 to 1000000 (got ${JSON.stringify(o.maxInflight)})`);
   }
+  if (o.keepAlive !== undefined && typeof o.keepAlive !== "boolean") problems.push(`${named}: "keepAlive" must be true or false`);
   if (o.input !== undefined && (typeof o.input !== "object" || o.input === null || Array.isArray(o.input))) {
     problems.push(`${named}: "input" must be a JSON Schema object`);
   }
@@ -143,6 +150,7 @@ function parseEntry(raw: unknown, index: number, source: string, problems: strin
     backends,
     path,
     maxInflight,
+    keepAlive: o.keepAlive !== false,
     input: o.input,
     description: o.description as string | undefined,
     example: o.example,

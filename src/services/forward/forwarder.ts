@@ -10,7 +10,7 @@
  * to be down.
  *
  * A backend that is down must not take its users' calls down with it slowly, nor hold up the
- * others: after a connection failure the backend is marked down for {@link BACKEND_DOWN_MS} and
+ * others: when a connection cannot be opened (refused, unreachable) the backend is marked down for {@link BACKEND_DOWN_MS} and
  * its users get `502` at once instead of each trying again; calls in flight per backend are
  * capped (`maxInflight`, `503 OVERLOADED` past it), so a backend that accepts but never answers
  * holds at most that many calls of this worker. Other backends keep their own counters.
@@ -21,8 +21,11 @@ import { ownerOf } from "../../core/ownership.ts";
 import { upstreamStatsFor, type UpstreamStats } from "../../upstream/client.ts";
 import { RawJson, type ServiceContext } from "../types.ts";
 
-/** How long a backend whose connection failed is answered 502 without being tried. */
+/** How long a backend whose connection could not be opened is answered 502 without being tried. */
 export const BACKEND_DOWN_MS = 1000;
+
+/** Error codes of a connection that was open and then dropped: the backend is not known to be down. */
+const DROPPED = new Set(["ECONNRESET", "EPIPE", "ECONNABORTED", "ConnectionClosed"]);
 
 interface Backend {
   readonly index: number;
@@ -82,6 +85,7 @@ export function createForwarder(entry: ForwardEntry, downMs = BACKEND_DOWN_MS): 
         headers: { "content-type": "application/json", accept: "application/json", "x-request-id": ctx.requestId },
         body,
         signal,
+        keepalive: entry.keepAlive,
       });
       const text = await res.text();
       if (res.status < 200 || res.status > 299) throw new QdpError("UPSTREAM_ERROR", `${who} answered ${res.status}`);
@@ -105,7 +109,9 @@ export function createForwarder(entry: ForwardEntry, downMs = BACKEND_DOWN_MS): 
         throw new QdpError("TIMEOUT", `${who} did not answer within the call's deadline`);
       }
       b.stats.errors++;
-      // Refused, reset or unreachable: stop sending it calls for a moment (see the module doc).
+      // A connection that dropped (a reused one the backend had closed, or a backend dying
+      // mid-call) fails this call only; one that could not be opened marks the backend down.
+      if (DROPPED.has((err as { code?: string }).code ?? "")) throw new QdpError("UPSTREAM_ERROR", `${who} dropped the connection`, { cause: err });
       if (b.downUntil <= Date.now()) ctx.log.warn("forward backend down", { forward: entry.name, backend: b.index, url: b.target, err: (err as Error).message, forMs: downMs });
       b.downUntil = Date.now() + downMs;
       throw new QdpError("UPSTREAM_ERROR", `${who} could not be reached`, { cause: err });
