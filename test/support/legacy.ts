@@ -70,7 +70,8 @@ export async function startLegacyBackend(): Promise<LegacyBackend> {
       "--wsgi-file", join(FIXTURES, "legacy_app.py"),
       "--callable", "application",
       "--processes", "1",
-      "--threads", "16",
+      // One thread per kept-alive connection: room for every connection qdp may open.
+      "--threads", "64",
       "--die-on-term",
       "--disable-logging",
     ],
