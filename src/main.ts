@@ -15,6 +15,7 @@ import { createLogger, flushLogs } from "./ops/logger.ts";
 import { acquireClusterLocks, ClusterLockError, probePort, type ClusterLocks } from "./supervisor/cluster-lock.ts";
 import { ensureMigrateReq } from "./supervisor/kernel.ts";
 import { cleanUpRuntimeDir, prepareRuntimeDir, removeRuntimeDirIfUnused, removeStaleSockets, RuntimeDirError, type RuntimeDir } from "./supervisor/runtime-dir.ts";
+import { readForwardFile, removeSnapshot } from "./supervisor/forward-table.ts";
 import { runSupervisor } from "./supervisor/supervisor.ts";
 
 function fail(message: string): never {
@@ -81,6 +82,20 @@ if (keyIds.length === 0) {
   log.info("request signing on", { keyIds });
 }
 
+// The forward file is checked here, with the local services, so a conflict stops start-up
+// with exit code 2 like any other bad setting, before a worker is spawned.
+let forwardText: string | undefined;
+if (config.forwardFile !== undefined) {
+  try {
+    const table = readForwardFile(config.forwardFile, config.demoServices);
+    forwardText = table.text;
+    log.info("forwarding to existing services", { file: config.forwardFile, functions: table.functions });
+  } catch (err) {
+    if (err instanceof ConfigError) fail(err.message);
+    throw err;
+  }
+}
+
 // With QDP_PORT=0 the port is picked here, before the locks: the lock then guards the picked
 // port like any other (a later start naming that port is refused while this cluster runs).
 if (config.port === 0) {
@@ -130,13 +145,14 @@ if (stale.length > 0) log.info("removed hop sockets left by a cluster that is go
 ensureMigrateReq(config.tuneSysctl, log);
 let code = 0;
 try {
-  await runSupervisor(config, log);
+  await runSupervisor(config, log, { forwardText });
 } catch (err) {
   log.error("supervisor failed", { err });
   code = 1;
 }
 // Every worker has exited: nothing of this cluster stays behind (sockets, the directory it
 // made, the locks).
+removeSnapshot(config.runtimeDir);
 cleanUpRuntimeDir(config.runtimeDir);
 locks.release();
 await flushLogs();

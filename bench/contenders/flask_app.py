@@ -2,6 +2,8 @@
 
 Routes (the same on every contender of the benchmark):
   GET  /uwsgi/          HTML hello
+  POST /qdp             the bridge's envelope {"funcNo": 2000, "userId", "data"} -> data
+                        (scenario D: the same processes behind qdp's bridge and behind nginx)
   POST /api/<funcNo>    1000: JSON echo of the body
                         1002: the study's business call -- GET upstream A, then B
                               (requests), then insert a record (pymongo when
@@ -66,6 +68,16 @@ def api(func_no):
     else:
         return jsonify({"ok": False, "error": {"code": "UNKNOWN_FUNCTION", "message": "unknown"}}), 404
     return jsonify({"ok": True, "funcNo": func_no, "data": result})
+
+
+@app.route("/qdp", methods=["POST"])
+def qdp_envelope():
+    """Scenario D: an existing service as the bridge (or nginx) calls it -- the envelope
+    {"funcNo", "userId", "data"} in, the function's result out (2000 = echo of data)."""
+    envelope = request.get_json(force=True, silent=True)
+    if not isinstance(envelope, dict) or envelope.get("funcNo") != 2000:
+        return jsonify({"error": "unknown function"}), 404
+    return jsonify(envelope.get("data"))
 
 
 application = app

@@ -65,12 +65,18 @@ export function writeSummary(): void {
     checks.push(["B: qdp ≥ 95% of ideal at C=10,000", "–", "not measured"]);
     checks.push(["B: workers' RSS < 1 GiB at C=10,000", "–", "not measured"]);
   }
+  const e = load("E");
+  const eCase = e?.plan.cases[0];
+  for (const [ref, what] of [["nginx-uwsgi", "nginx hash → uwsgi"], ["nginx-http", "nginx hash → HTTP"]] as const) {
+    const bridge = e && eCase ? ratio(find(e, eCase.id, "qdp-bridge-signed"), find(e, eCase.id, ref)) : undefined;
+    checks.push([`E: the signed bridge ≥ 0.9× ${what}`, bridge === undefined ? "–" : `${bridge.toFixed(3)}×`, verdict(bridge === undefined ? undefined : bridge >= 0.9)]);
+  }
   tables.push({ title: "Targets", headers: ["target", "measured", "verdict"], rows: checks.map((c) => [...c]) });
-  const sources = [a && `A: ${a.startedAt}, ${a.rounds} round(s)`, b && `B: ${b.startedAt}, ${b.rounds} round(s)`].filter(Boolean);
+  const sources = [a && `A: ${a.startedAt}, ${a.rounds} round(s)`, b && `B: ${b.startedAt}, ${b.rounds} round(s)`, e && `E: ${e.startedAt}, ${e.rounds} round(s)`].filter(Boolean);
   const md = [
     "# Benchmark summary",
     "",
-    `From ${sources.join("; ") || "no scenario results yet"}. Details: [A.md](A.md), [B.md](B.md), [C.md](C.md), [machine.md](machine.md).`,
+    `From ${sources.join("; ") || "no scenario results yet"}. Details: [A.md](A.md), [B.md](B.md), [C.md](C.md), [D.md](D.md), [E.md](E.md), [machine.md](machine.md).`,
     "The load generator shares the 2-core machine with the servers; read ratios, not absolutes.",
     "",
     ...tables.flatMap((t) => [markdownTable(t), ""]),

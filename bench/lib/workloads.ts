@@ -29,11 +29,11 @@ export const BENCH_KEY = { keyId: "bench", secret: randomBytes(24).toString("bas
  * sets for 1.5 × duration × a rate of twice this contender's fastest so far (60k/s before its
  * first run, at least 30k/s), split per wrk thread, in a temp dir that `tmpRoot` cleans up.
  */
-export function signedUsers(tmpRoot: string, log: (line: string) => void): Workload {
+export function signedUsers(tmpRoot: string, log: (line: string) => void, target = "/api/1000"): Workload {
   let previous: string | undefined;
   return {
     method: "POST",
-    path: "/api/1000",
+    path: target,
     script: "signed.lua",
     async args({ c, estRps }) {
       if (c.durationSec > 240) throw new Error("signed runs must fit the server's 300 s timestamp window: use --duration <= 240");
@@ -46,7 +46,7 @@ export function signedUsers(tmpRoot: string, log: (line: string) => void): Workl
       previous = dir;
       const t0 = performance.now();
       const prefix = await writeSignedFiles(
-        { dir, threads: c.threads, perThread, keyId: BENCH_KEY.keyId, secret: BENCH_KEY.secret, target: "/api/1000", body: ECHO_BODY, users: USERS },
+        { dir, threads: c.threads, perThread, keyId: BENCH_KEY.keyId, secret: BENCH_KEY.secret, target, body: ECHO_BODY, users: USERS },
         sign,
       );
       log(`signed ${perThread * c.threads} header sets in ${Math.round(performance.now() - t0)} ms with ${source}`);

@@ -12,7 +12,7 @@ import { DeadlineQueue } from "../core/deadlines.ts";
 import { QdpError, toQdpError } from "../core/errors.ts";
 import { replayRefusal, type ReplayGuard } from "../core/replay-fence.ts";
 import type { RegisteredService } from "../services/registry.ts";
-import type { Logger, ServiceContext, ServiceSettings } from "../services/types.ts";
+import { RawJson, type Logger, type ServiceContext, type ServiceSettings } from "../services/types.ts";
 import type { RecordStore } from "../stores/record-store.ts";
 import { createUpstreamClient } from "../upstream/client.ts";
 import type { DurableSessions } from "./durable-sessions.ts";
@@ -260,5 +260,6 @@ interface CallAbort {
 const NO_SETTINGS: ServiceSettings = Object.freeze({});
 
 function serialise(output: unknown): string {
+  if (output instanceof RawJson) return output.text;
   return JSON.stringify(output === undefined ? null : output);
 }

@@ -107,6 +107,12 @@ export interface Config {
   logLevel: LogLevel;
   /** `QDP_TUNE_SYSCTL`: `1` lets the supervisor turn on net.ipv4.tcp_migrate_req when it may. Default 1. */
   tuneSysctl: boolean;
+  /**
+   * `QDP_FORWARD_FILE`: JSON file of function-number ranges forwarded to existing HTTP services
+   * (the migration bridge, CONTRACT.md §8; format in `core/forward-file.ts`). Checked at start
+   * (a bad file or a conflict stops start-up) and re-read on SIGHUP; unset = nothing forwarded.
+   */
+  forwardFile: string | undefined;
   /** `QDP_WORKER_BUN_ARGS`: extra Bun runtime flags for workers, space-separated (e.g. `--smol`, `--cpu-prof-md`). */
   workerBunArgs: string[];
 }
@@ -267,6 +273,7 @@ function readConfig(src: Source, env: Source, cpus: number): Config {
     demoServices: r.bool("QDP_DEMO_SERVICES", true),
     logLevel: "info",
     tuneSysctl: r.bool("QDP_TUNE_SYSCTL", true),
+    forwardFile: r.optStr("QDP_FORWARD_FILE"),
     workerBunArgs: r.str("QDP_WORKER_BUN_ARGS", "").split(/\s+/).filter(Boolean),
   };
   for (const a of config.workerBunArgs) {
@@ -316,5 +323,5 @@ export const CONFIG_VARIABLES = [
   "QDP_UPSTREAM_TIMEOUT_MS", "QDP_MONGO_URL", "QDP_MONGO_POOL", "QDP_MONGO_W", "QDP_SESSION_MAX",
   "QDP_SESSION_TTL_S", "QDP_DIRECT_PORT_BASE", "QDP_HOP_MAX_PENDING", "QDP_NONCE_MAX", "QDP_DEMO_SERVICES",
   "QDP_LOG_LEVEL", "QDP_TUNE_SYSCTL", "QDP_WORKER_BUN_ARGS", "QDP_SESSION_STORE", "QDP_REDIS_URL", "QDP_REDIS_PREFIX",
-  "QDP_REDIS_TIMEOUT_MS", "QDP_SESSION_FRESH_MS",
+  "QDP_REDIS_TIMEOUT_MS", "QDP_SESSION_FRESH_MS", "QDP_FORWARD_FILE",
 ] as const;

@@ -103,10 +103,14 @@ function openApiInfo(registry: Registry, signing: boolean) {
   for (const { def } of registry.list()) {
     paths[`/api/${def.funcNo}`] = {
       post: {
-        operationId: def.name,
-        summary: `${def.funcNo} ${def.name}${def.stateful ? " (stateful: X-QDP-User required)" : ""}`,
+        // A forwarded range shares one name over many numbers: its functions are tagged with
+        // that name, so Swagger UI lists them together under it.
+        operationId: def.forward ? `${def.name}.${def.funcNo}` : def.name,
+        summary: def.forward
+          ? `${def.funcNo} ${def.name} (forwarded: ${def.forward.range} to ${def.forward.backends} backend${def.forward.backends === 1 ? "" : "s"})`
+          : `${def.funcNo} ${def.name}${def.stateful ? " (stateful: X-QDP-User required)" : ""}`,
         description: def.description,
-        tags: [def.name.split(".")[0]],
+        tags: [def.forward ? def.name : def.name.split(".")[0]],
         parameters: [{ ...userParam, required: def.stateful }, ...signingParams],
         requestBody: { required: true, content: { "application/json": { schema: def.input, example: def.example ?? null } } },
         responses: {

@@ -17,9 +17,23 @@ export interface ValidationIssue {
   message: string;
 }
 
+/** A block of function numbers served by one definition per number (a forwarded range). */
+export interface ServiceRange {
+  readonly from: number;
+  readonly to: number;
+  /** How messages name the range, e.g. `QDP_FORWARD_FILE entry 0 (legacy.pricing, 2000-2099)`. */
+  readonly label: string;
+  /** The name the range's functions share. */
+  readonly name: string;
+  readonly input: TSchema;
+  /** The definition of one number of the range. */
+  define(funcNo: number): AnyService;
+}
+
 export class Registry {
   private byNo = new Map<number, RegisteredService>();
   private byName = new Map<string, number>();
+  private ranges: ServiceRange[] = [];
 
   constructor(defs: readonly AnyService[] = []) {
     for (const d of defs) this.add(d);
@@ -32,12 +46,33 @@ export class Registry {
     if (!/^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$/.test(def.name)) {
       throw new Error(`service ${def.funcNo}: name ${JSON.stringify(def.name)} must be dotted lower-case, like demo.echo`);
     }
+    const range = this.ranges.find((r) => def.funcNo >= r.from && def.funcNo <= r.to);
+    if (range) throw new Error(`${range.label} forwards ${def.funcNo}, which is also the local service ${def.name}`);
     const other = this.byNo.get(def.funcNo);
     if (other) throw new Error(`duplicate function number ${def.funcNo}: ${other.def.name} and ${def.name}`);
     const otherNo = this.byName.get(def.name);
     if (otherNo !== undefined) throw new Error(`duplicate service name ${def.name}: functions ${otherNo} and ${def.funcNo}`);
     this.byNo.set(def.funcNo, { def, check: TypeCompiler.Compile(def.input) });
     this.byName.set(def.name, def.funcNo);
+  }
+
+  /**
+   * Registers every number of a range under the range's name, all sharing one compiled
+   * validator. A number that is already a service, or a name already taken, stops start-up with
+   * a message naming both.
+   */
+  addRange(range: ServiceRange): void {
+    for (const { def } of this.byNo.values()) {
+      if (def.funcNo < range.from || def.funcNo > range.to) continue;
+      const owner = this.ranges.find((r) => def.funcNo >= r.from && def.funcNo <= r.to);
+      throw new Error(owner ? `${range.label} overlaps ${owner.label} at ${def.funcNo}` : `${range.label} forwards ${def.funcNo}, which is also the local service ${def.name}`);
+    }
+    const otherNo = this.byName.get(range.name);
+    if (otherNo !== undefined) throw new Error(`${range.label} has the name of the service at function ${otherNo} (${range.name})`);
+    const check = TypeCompiler.Compile(range.input);
+    for (let n = range.from; n <= range.to; n++) this.byNo.set(n, { def: range.define(n), check });
+    this.byName.set(range.name, range.from);
+    this.ranges.push(range);
   }
 
   get(funcNo: number): RegisteredService | undefined {

@@ -83,6 +83,17 @@ export interface ServiceDefinition<In extends TSchema = TSchema, Out extends TSc
   /** The call's deadline for this function, capped by QDP_TIMEOUT_MS. Default: QDP_TIMEOUT_MS. */
   readonly timeoutMs?: number;
   readonly handler: (ctx: ServiceContext<Static<In>, S, SettingsOf<Set>>) => Promise<Static<Out>> | Static<Out>;
+  /** Set on functions of a forwarded range (QDP_FORWARD_FILE): the handler posts the call to a backend. */
+  readonly forward?: { readonly range: string; readonly backends: number };
+}
+
+/**
+ * Output that is already JSON text, passed on without parsing and serialising it again (the
+ * bridge returns a backend's answer this way). The text must be valid JSON: whoever builds one
+ * has checked it.
+ */
+export class RawJson {
+  constructor(readonly text: string) {}
 }
 
 /** Identity helper that keeps the handler's types tied to the schemas and settings. */

@@ -9,10 +9,11 @@ import { unlinkSync } from "node:fs";
 import type { Subprocess } from "bun";
 import type { PeerAddress } from "../affinity/hop-client.ts";
 import { hopSocketPath } from "../affinity/hop-server.ts";
-import type { Config } from "../core/config.ts";
+import { ConfigError, type Config } from "../core/config.ts";
 import type { Logger } from "../services/types.ts";
 import type { FromWorker, ToWorker } from "../worker/ipc.ts";
 import type { WorkerStats } from "../worker/stats.ts";
+import { readForwardFile, SNAPSHOT_ENV, writeSnapshot } from "./forward-table.ts";
 import { startStatsServer } from "./stats-server.ts";
 
 const WORKER_ENTRY = new URL("../worker/worker.ts", import.meta.url).pathname;
@@ -47,10 +48,17 @@ export interface ClusterStats {
   >;
 }
 
-export async function runSupervisor(config: Config, log: Logger): Promise<void> {
+export interface SupervisorOptions {
+  /** The forward file's text as checked at start (QDP_FORWARD_FILE), when there is one. */
+  forwardText?: string;
+}
+
+export async function runSupervisor(config: Config, log: Logger, opts: SupervisorOptions = {}): Promise<void> {
   const started = Date.now();
   const secret = randomBytes(32).toString("hex");
   // The entry point has checked (or made) config.runtimeDir and holds its lock (main.ts).
+  // Workers build their forward table from this snapshot, replaced only by an accepted SIGHUP.
+  const forwardSnapshot = opts.forwardText === undefined ? undefined : writeSnapshot(config.runtimeDir, opts.forwardText);
   let genCounter = 0;
   let reloads = 0;
   let stopping = false;
@@ -108,6 +116,7 @@ export async function runSupervisor(config: Config, log: Logger): Promise<void> 
         QDP_WORKER_GEN: String(gen),
         QDP_WORKER_HANDOFF: handoff ? "1" : "0",
         QDP_CLUSTER_SECRET: secret,
+        ...(forwardSnapshot ? { [SNAPSHOT_ENV]: forwardSnapshot } : {}),
       },
       stdio: ["ignore", "inherit", "inherit"],
       serialization: "json",
@@ -209,6 +218,18 @@ export async function runSupervisor(config: Config, log: Logger): Promise<void> 
 
   /** SIGHUP: replace each index in turn; never fewer than N-1 serving. */
   async function reload(): Promise<void> {
+    if (config.forwardFile !== undefined) {
+      // A forward file that does not pass changes nothing: no worker is replaced (see forward-table.ts).
+      try {
+        const { text, functions } = readForwardFile(config.forwardFile, config.demoServices);
+        writeSnapshot(config.runtimeDir, text);
+        log.info("forward file re-read", { file: config.forwardFile, functions });
+      } catch (err) {
+        const problems = err instanceof ConfigError ? err.problems : [(err as Error).message];
+        log.error("reload refused: QDP_FORWARD_FILE does not pass its checks; the workers keep the previous table", { file: config.forwardFile, problems });
+        return;
+      }
+    }
     log.info("rolling reload started");
     for (const s of slots) tell(s.proc, { type: "reload-keys" });
     for (const slot of slots) {

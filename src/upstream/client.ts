@@ -30,7 +30,8 @@ export interface UpstreamClientOptions {
 /** Per-upstream stats, keyed by name (host by default); shared by the worker's clients. */
 export const upstreamStats = new Map<string, UpstreamStats>();
 
-function statsFor(name: string): UpstreamStats {
+/** The stats entry of one upstream (created on first use); the bridge keeps its backends' here too. */
+export function upstreamStatsFor(name: string): UpstreamStats {
   let s = upstreamStats.get(name);
   if (!s) upstreamStats.set(name, (s = { calls: 0, errors: 0, timeouts: 0, latency: new Histogram() }));
   return s;
@@ -66,7 +67,7 @@ export function createUpstreamClient(scope: CallScope, opts: UpstreamClientOptio
     }
     for (const [k, v] of Object.entries(req.query ?? {})) target.searchParams.set(k, v);
     const name = req.name ?? target.host;
-    const stats = statsFor(name);
+    const stats = upstreamStatsFor(name);
     if (scope.aborted) throw new QdpError("TIMEOUT", `no time left to call upstream ${name}`);
     const timeoutMs = Math.min(req.timeoutMs ?? opts.timeoutMs, opts.timeoutMs);
     const controller = new AbortController();

@@ -14,7 +14,7 @@ import { outboxTotals } from "../affinity/outbox.ts";
 import { Router } from "../affinity/router.ts";
 import { SessionStore } from "../affinity/sessions.ts";
 import { createAllowList } from "../core/cidr.ts";
-import { configSource, loadConfig } from "../core/config.ts";
+import { ConfigError, configSource, loadConfig } from "../core/config.ts";
 import { loadKeyRing, type KeyRing } from "../core/keys.ts";
 import { createReplayCache } from "../core/replay-cache.ts";
 import { createReplayFence, fenceFromMarks, guardReplay } from "../core/replay-fence.ts";
@@ -23,9 +23,11 @@ import { startPublicServer } from "../edge/public-server.ts";
 import type { EdgeCounters } from "../edge/call-handler.ts";
 import { createLogger, flushLogs } from "../ops/logger.ts";
 import { ALL_SERVICES, buildRegistry } from "../services/index.ts";
+import type { Registry } from "../services/registry.ts";
 import { loadServiceSettings, settingNames } from "../services/settings.ts";
 import { createRecordStore, createSessionBackend } from "../stores/index.ts";
 import { createReplayMarks, type ReplayMarks } from "../stores/replay-mark.ts";
+import { SNAPSHOT_ENV } from "../supervisor/forward-table.ts";
 import { upstreamStats } from "../upstream/client.ts";
 import { setListenBacklog } from "./backlog.ts";
 import type { FromWorker, ToWorker } from "./ipc.ts";
@@ -75,7 +77,15 @@ const records = await createRecordStore({
   mongoWriteConcern: config.mongoWriteConcern,
   dataDir: config.dataDir,
 }).catch((err: Error) => fatal(err.message));
-const registry = buildRegistry({ demo: config.demoServices });
+// The forward table comes from the supervisor's snapshot (the file as last accepted at start or
+// by SIGHUP), not the file on disk: see supervisor/forward-table.ts.
+const forwardPath = process.env[SNAPSHOT_ENV] || config.forwardFile;
+let registry: Registry;
+try {
+  registry = buildRegistry({ demo: config.demoServices, forwardText: forwardPath ? readFileSync(forwardPath, "utf8") : undefined });
+} catch (err) {
+  registry = await fatal(err instanceof ConfigError ? err.problems.join("; ") : (err as Error).message);
+}
 // Read when the worker starts, so a rolling reload picks up a changed QDP_CONFIG file.
 const serviceSettings = loadServiceSettings(
   registry.list().map((s) => s.def),

@@ -22,8 +22,7 @@ import { createReplayFence, guardReplay } from "../../src/core/replay-fence.ts";
 import { createEdgeApp } from "../../src/edge/app.ts";
 import type { EdgeCounters } from "../../src/edge/call-handler.ts";
 import { createLogger } from "../../src/ops/logger.ts";
-import { DEMO_SERVICES } from "../../src/services/index.ts";
-import { Registry } from "../../src/services/registry.ts";
+import { buildRegistry } from "../../src/services/index.ts";
 import type { AnyService } from "../../src/services/types.ts";
 import { createReplayMarks } from "../../src/stores/replay-mark.ts";
 import { createSqliteStore } from "../../src/stores/sqlite-store.ts";
@@ -45,6 +44,8 @@ export interface TestEdgeOptions {
   env?: Record<string, string>;
   keys?: string;
   allow?: string;
+  /** Text of a forward file (QDP_FORWARD_FILE) whose ranges the edge forwards. */
+  forward?: string;
 }
 
 export function createTestEdge(o: TestEdgeOptions = {}): TestEdge {
@@ -52,7 +53,7 @@ export function createTestEdge(o: TestEdgeOptions = {}): TestEdge {
   const workers = o.hop ? 2 : 1;
   const config = loadConfig({ QDP_WORKERS: String(workers), QDP_DATA_DIR: dir, ...o.env }, 2);
   const log = createLogger("error");
-  const registry = new Registry([...DEMO_SERVICES, ...(o.services ?? [])]);
+  const registry = buildRegistry({ demo: true, services: o.services, forwardText: o.forward });
   const records = createSqliteStore({ dataDir: dir });
   const settings = loadServiceSettings(registry.list().map((s) => s.def), { ...o.env });
   if (settings.problems.length > 0) throw new Error(`service settings: ${settings.problems.join("; ")}`);
