@@ -164,13 +164,24 @@ test("kill -9 of an owner while its users call: they wait and succeed once it is
     const users = Array.from({ length: 400 }, (_, i) => `crash-${i}`).filter((u) => ownerOf(u, N) === 1).slice(0, 100);
     for (const u of users) expect((await counter(c, u)).body.data.count).toBe(1);
     const victim = (await c.stats()).workers[1]!;
-    process.kill(victim.pid!, "SIGKILL");
-    // Calls that were already sent to the dying owner may have run, so they are answered 503
-    // rather than run twice; calls made once the owner is gone wait for its replacement
-    // (with fresh sessions: a crash loses them).
-    while (alive(victim.pid!)) await Bun.sleep(5);
-    await Bun.sleep(20);
-    const results = await Promise.all(users.map((u) => counter(c, u)));
+    // The supervisor is paused while the owner dies, so no replacement can start before the
+    // calls below are waiting for it; it resumes once they are.
+    process.kill(c.proc.pid, "SIGSTOP");
+    let results: Awaited<ReturnType<typeof counter>>[];
+    try {
+      process.kill(victim.pid!, "SIGKILL");
+      while (alive(victim.pid!)) await Bun.sleep(5);
+      // Calls that were already sent to the dying owner may have run, so they are answered 503
+      // rather than run twice; calls made once the edge saw the owner go (its /readyz counts
+      // the peers up) wait for its replacement (with fresh sessions: a crash loses them).
+      while (((await (await fetch(`${c.url}/readyz`)).json()) as { peersUp: number }).peersUp !== 0) await Bun.sleep(5);
+      const pending = Promise.all(users.map((u) => counter(c, u)));
+      await Bun.sleep(200); // let the calls reach the edge and queue for the owner
+      process.kill(c.proc.pid, "SIGCONT");
+      results = await pending;
+    } finally {
+      process.kill(c.proc.pid, "SIGCONT");
+    }
     expect(results.map((r) => r.status)).toEqual(users.map(() => 200));
     for (const r of results) expect(r.headers.get("x-qdp-worker")).toBe("1");
     const s = await c.waitReady();

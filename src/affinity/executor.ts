@@ -8,6 +8,7 @@
  * rolling reload: a replacement worker keeps its gate closed until the old worker of its index
  * has handed over its sessions and nonces.
  */
+import { traceFrom, traceparentOf, type TraceContext } from "../core/trace.ts";
 import { DeadlineQueue } from "../core/deadlines.ts";
 import { QdpError, toQdpError } from "../core/errors.ts";
 import { replayRefusal, type ReplayGuard } from "../core/replay-fence.ts";
@@ -28,6 +29,8 @@ export interface Call {
   deadline: number;
   /** Replay check to pass before running: [nonce, timestamp] of a signed call with a user. */
   replay?: [string, number];
+  /** The W3C trace the call belongs to (edge: from `traceparent`, or started there). */
+  trace?: TraceContext;
 }
 
 export interface ExecutorOptions {
@@ -166,6 +169,8 @@ export class Executor {
     const o = this.o;
     const abort: CallAbort = { controller: null, aborted: false, children: [] };
     // The AbortController and the upstream client are built only if the handler asks for them.
+    // A call that came without a trace (in-process use, an older peer) starts its own.
+    const trace = (call.trace ??= traceFrom(null));
     const ctx: ServiceContext<unknown, unknown> = {
       input: call.input,
       user: call.user,
@@ -174,15 +179,17 @@ export class Executor {
       session,
       settings: o.settings.get(def.name) ?? NO_SETTINGS,
       records: o.records,
+      traceId: trace.traceId,
+      traceparent: traceparentOf(trace),
       get log() {
-        return o.log.child({ requestId: call.requestId, funcNo: def.funcNo });
+        return o.log.child({ requestId: call.requestId, traceId: trace.traceId, funcNo: def.funcNo });
       },
       get signal() {
         abort.controller ??= new AbortController();
         return abort.controller.signal;
       },
       get upstream() {
-        return createUpstreamClient(abort, { timeoutMs: o.upstreamTimeoutMs });
+        return createUpstreamClient(abort, { timeoutMs: o.upstreamTimeoutMs }, { requestId: call.requestId, traceparent: ctx.traceparent });
       },
     };
     this.executing++;
@@ -195,7 +202,7 @@ export class Executor {
     }
     if (!(result instanceof Promise)) {
       this.finished();
-      return serialise(result);
+      return this.output(result, call);
     }
     return this.settle(result, call, abort);
   }
@@ -218,13 +225,35 @@ export class Executor {
     try {
       const output = await Promise.race([result, timeout]);
       if (timedOut) throw new QdpError("TIMEOUT", `${def.name} did not finish within the deadline`);
-      return serialise(output);
+      return this.output(output, call);
     } catch (err) {
       throw this.failure(err, call);
     } finally {
       deadline.done = true;
       this.finished();
     }
+  }
+
+  /**
+   * The handler's output as JSON text, checked against the function's output schema first: an
+   * output the schema rejects is a bug in the service, answered 500 INTERNAL and logged with the
+   * failing path — never sent to the caller as if it were the documented result.
+   */
+  private output(output: unknown, call: Call): string {
+    const check = call.service.checkOut;
+    if (check !== null && !(output instanceof RawJson) && !check.Check(output === undefined ? null : output)) {
+      const first = check.Errors(output === undefined ? null : output).First();
+      const e = new QdpError("INTERNAL", "internal error");
+      this.o.log.error("handler output does not match its schema", {
+        requestId: call.requestId,
+        funcNo: call.service.def.funcNo,
+        path: first?.path === "" ? "/" : (first?.path ?? "/"),
+        message: first?.message ?? "invalid",
+      });
+      e.logged = true;
+      throw e;
+    }
+    return serialise(output);
   }
 
   private failure(err: unknown, call: Call): QdpError {

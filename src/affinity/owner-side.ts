@@ -4,6 +4,7 @@
  * old worker of an index sends that hand-off. Used by the worker and, unchanged, by the
  * in-process tests, so both exercise the same code.
  */
+import { parseOwnTraceparent } from "../core/trace.ts";
 import { QdpError, toQdpError } from "../core/errors.ts";
 import { decodeText, FrameType, splitCall } from "../core/frames.ts";
 import type { ReplayEntry } from "../core/replay-cache.ts";
@@ -68,10 +69,12 @@ export function createOwnerSide(d: OwnerSideDeps): { handle: HopHandler; readonl
         log.error("hop: call for a user this worker does not own", { requestId: head.r });
         throw new QdpError("OWNER_UNAVAILABLE", "ownership disagreement between workers");
       }
+      const sp = head.r.indexOf(" ");
       const out = executor.run({
         service: d.registry.require(head.f),
         user: head.u,
-        requestId: head.r,
+        requestId: sp < 0 ? head.r : head.r.slice(0, sp),
+        trace: sp < 0 ? undefined : (parseOwnTraceparent(head.r.slice(sp + 1)) ?? undefined),
         input: input.length === 0 ? null : JSON.parse(decodeText(input)),
         deadline: Date.now() + head.t,
         replay: head.n,

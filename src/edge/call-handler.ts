@@ -3,6 +3,7 @@
  * in-flight limit → source address → size → body → signature → JSON → user → function →
  * validation → replay → route. A call that fails any step never runs.
  */
+import { traceFrom } from "../core/trace.ts";
 import type { AllowList } from "../core/cidr.ts";
 import type { Config } from "../core/config.ts";
 import { QdpError, toQdpError } from "../core/errors.ts";
@@ -116,7 +117,8 @@ export function createCallHandler(d: CallHandlerDeps) {
   }
 
   async function run(input: CallInput, route: CallRoute, meta: ResponseMeta): Promise<{ funcNo: number; text: string }> {
-    const deadline = Date.now() + d.config.timeoutMs;
+    const started = Date.now();
+    let deadline = started + d.config.timeoutMs;
     if (d.allow) {
       const ip = input.clientIp;
       if (ip === null || !d.allow.allows(ip)) throw new QdpError("FORBIDDEN", "source address not allowed");
@@ -165,6 +167,8 @@ export function createCallHandler(d: CallHandlerDeps) {
       data = e.data === undefined ? null : e.data;
     }
     const service = d.registry.require(funcNo);
+    // A function's own timeout shortens the deadline; QDP_TIMEOUT_MS stays the cap.
+    if (service.def.timeoutMs !== undefined) deadline = Math.min(deadline, started + service.def.timeoutMs);
     d.registry.validate(service, data);
     if (service.def.stateful && user === null) throw new QdpError("USER_REQUIRED", `${service.def.name} is stateful: name a user in X-QDP-User or userId`);
 
@@ -176,6 +180,7 @@ export function createCallHandler(d: CallHandlerDeps) {
         service,
         user,
         requestId: meta.requestId,
+        trace: traceFrom(input.header("traceparent")),
         input: data,
         deadline,
         replay: verified !== null && user !== null ? [verified.nonce, verified.timestamp] : undefined,

@@ -10,6 +10,8 @@ import type { AnyService } from "./types.ts";
 export interface RegisteredService {
   readonly def: AnyService;
   readonly check: TypeCheck<TSchema>;
+  /** The output schema's validator; null where the output is passed through (forwarded ranges). */
+  readonly checkOut: TypeCheck<TSchema> | null;
 }
 
 export interface ValidationIssue {
@@ -52,7 +54,10 @@ export class Registry {
     if (other) throw new Error(`duplicate function number ${def.funcNo}: ${other.def.name} and ${def.name}`);
     const otherNo = this.byName.get(def.name);
     if (otherNo !== undefined) throw new Error(`duplicate service name ${def.name}: functions ${otherNo} and ${def.funcNo}`);
-    this.byNo.set(def.funcNo, { def, check: TypeCompiler.Compile(def.input) });
+    if (def.timeoutMs !== undefined && !(Number.isSafeInteger(def.timeoutMs) && def.timeoutMs > 0)) {
+      throw new Error(`service ${def.name}: timeoutMs ${def.timeoutMs} must be a positive whole number of milliseconds`);
+    }
+    this.byNo.set(def.funcNo, { def, check: TypeCompiler.Compile(def.input), checkOut: TypeCompiler.Compile(def.output) });
     this.byName.set(def.name, def.funcNo);
   }
 
@@ -70,7 +75,7 @@ export class Registry {
     const otherNo = this.byName.get(range.name);
     if (otherNo !== undefined) throw new Error(`${range.label} has the name of the service at function ${otherNo} (${range.name})`);
     const check = TypeCompiler.Compile(range.input);
-    for (let n = range.from; n <= range.to; n++) this.byNo.set(n, { def: range.define(n), check });
+    for (let n = range.from; n <= range.to; n++) this.byNo.set(n, { def: range.define(n), check, checkOut: null });
     this.byName.set(range.name, range.from);
     this.ranges.push(range);
   }

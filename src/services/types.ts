@@ -25,6 +25,11 @@ export interface UpstreamRequest {
   timeoutMs?: number;
   /** Label for metrics (default: the URL's host). */
   name?: string;
+  /**
+   * Extra request headers (API keys, authorisation). `x-request-id` and `traceparent` are set
+   * from the call unless given here.
+   */
+  headers?: Record<string, string>;
 }
 
 /** The HTTP client services use: pooled keep-alive, deadline-bound, errors mapped to 502/504. */
@@ -44,6 +49,10 @@ export interface ServiceContext<I = unknown, S = unknown, Set = ServiceSettings>
   /** The caller's user id, or null for a call without a user (stateless functions only). */
   readonly user: string | null;
   readonly requestId: string;
+  /** The W3C trace id of the call (continued from UAP's `traceparent`, or started here). */
+  readonly traceId: string;
+  /** The `traceparent` to send onward (this call's span as the parent); the upstream client does. */
+  readonly traceparent: string;
   /** Index of the worker running the handler. */
   readonly worker: number;
   readonly log: Logger;

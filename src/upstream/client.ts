@@ -50,14 +50,36 @@ export interface CallScope {
   readonly children: AbortController[];
 }
 
-const JSON_ACCEPT = { accept: "application/json" };
-const JSON_BODY = { accept: "application/json", "content-type": "application/json" };
+/** The request's header fields: JSON, the call's identity, then the service's own (which win). */
+function headersFor(hasBody: boolean, who: CallIdentity | undefined, extra: Record<string, string> | undefined): Record<string, string> {
+  const h: Record<string, string> = hasBody ? { accept: "application/json", "content-type": "application/json" } : { accept: "application/json" };
+  if (who !== undefined) {
+    h["x-request-id"] = who.requestId;
+    h.traceparent = who.traceparent;
+  }
+  if (extra !== undefined) {
+    for (const name in extra) {
+      const value = extra[name]!;
+      // Header injection: a value with CR/LF would start a new header (or a new request).
+      if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(name) || /[\r\n\0]/.test(value)) throw new QdpError("INTERNAL", `upstream header ${JSON.stringify(name)} is not a valid header field`);
+      h[name.toLowerCase()] = value;
+    }
+  }
+  return h;
+}
 
 const timeouts = new DeadlineQueue();
 setInterval(() => timeouts.sweep(Date.now()), 20).unref();
 
+/** What every upstream request of a call carries, so the upstream's logs join the call's. */
+export interface CallIdentity {
+  requestId: string;
+  /** The call's `traceparent` (core/trace.ts). */
+  traceparent: string;
+}
+
 /** A client bound to one call. */
-export function createUpstreamClient(scope: CallScope, opts: UpstreamClientOptions): UpstreamClient {
+export function createUpstreamClient(scope: CallScope, opts: UpstreamClientOptions, who?: CallIdentity): UpstreamClient {
   async function call(method: "GET" | "POST", url: string, body: unknown, req: UpstreamRequest = {}): Promise<unknown> {
     let target: URL;
     try {
@@ -87,7 +109,7 @@ export function createUpstreamClient(scope: CallScope, opts: UpstreamClientOptio
         method,
         url: target,
         signal,
-        headers: body === undefined ? JSON_ACCEPT : JSON_BODY,
+        headers: headersFor(body !== undefined, who, req.headers),
         body: body === undefined ? undefined : JSON.stringify(body),
       });
       if (res.status < 200 || res.status > 299) throw new QdpError("UPSTREAM_ERROR", `upstream ${name} answered ${res.status}`);

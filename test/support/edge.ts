@@ -25,6 +25,7 @@ import { createLogger } from "../../src/ops/logger.ts";
 import { buildRegistry } from "../../src/services/index.ts";
 import type { AnyService } from "../../src/services/types.ts";
 import { createReplayMarks } from "../../src/stores/replay-mark.ts";
+import type { RecordStore } from "../../src/stores/record-store.ts";
 import { createSqliteStore } from "../../src/stores/sqlite-store.ts";
 
 export interface TestEdge {
@@ -32,6 +33,8 @@ export interface TestEdge {
   config: Config;
   counters: EdgeCounters;
   executors: Executor[];
+  /** The record store the services write to (the embedded store in a temporary directory). */
+  records: RecordStore;
   /** A user owned by worker `i` (of 2 in hop mode). */
   userOwnedBy(i: number, salt?: string): string;
   close(): void;
@@ -110,6 +113,7 @@ export function createTestEdge(o: TestEdgeOptions = {}): TestEdge {
     config,
     counters,
     executors,
+    records,
     userOwnedBy(i, salt = "user") {
       for (let k = 0; ; k++) {
         const u = `${salt}-${k}`;

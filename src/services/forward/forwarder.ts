@@ -1,6 +1,6 @@
 /**
  * Sends one forwarded call to its backend (CONTRACT.md §8): `POST <backend><path>` with the
- * envelope `{"funcNo", "userId", "data"}` and the call's `X-Request-Id`, on the keep-alive
+ * envelope `{"funcNo", "userId", "data"}`, the call's `X-Request-Id` and `traceparent`, on the keep-alive
  * connections Bun's fetch pools per origin. It runs inside the executor at the user's owner,
  * after every check of the edge, bound to the call's deadline like any handler.
  *
@@ -82,7 +82,7 @@ export function createForwarder(entry: ForwardEntry, downMs = BACKEND_DOWN_MS): 
     try {
       const res = await fetch(b.target, {
         method: "POST",
-        headers: { "content-type": "application/json", accept: "application/json", "x-request-id": ctx.requestId },
+        headers: { "content-type": "application/json", accept: "application/json", "x-request-id": ctx.requestId, traceparent: ctx.traceparent },
         body,
         signal,
         keepalive: entry.keepAlive,
