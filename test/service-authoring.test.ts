@@ -23,12 +23,12 @@ describe("example: demo.quote with a real upstream", () => {
     up.stop();
   });
 
-  test("returns both quotes and stores the record", async () => {
-    const r = await kit.call(quote, { symbol: "IBM" }, { user: "alice" });
+  test("returns both quotes and stores the record, with the call's request and trace ids", async () => {
+    const r = await kit.call(quote, { symbol: "IBM" }, { user: "alice", headers: { "x-request-id": "quote-req-1", traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01" } });
     if (!r.ok) throw new Error(JSON.stringify(r.error));
     expect(r.data).toMatchObject({ symbol: "IBM", a: { path: "/a", symbol: "IBM" }, b: { path: "/b", symbol: "IBM" } });
     const stored = await kit.records.get("quotes", r.data.recordId);
-    expect(stored).toMatchObject({ user: "alice", symbol: "IBM" });
+    expect(stored).toMatchObject({ user: "alice", symbol: "IBM", requestId: "quote-req-1", traceId: "0af7651916cd43dd8448eb211c80319c" });
   });
 
   test("bad input is the caller's VALIDATION error, not a call", async () => {

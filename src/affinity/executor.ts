@@ -178,7 +178,9 @@ export class Executor {
       worker: o.worker,
       session,
       settings: o.settings.get(def.name) ?? NO_SETTINGS,
-      records: o.records,
+      get records() {
+        return tracedRecords(o.records, call.requestId, trace.traceId);
+      },
       traceId: trace.traceId,
       traceparent: traceparentOf(trace),
       get log() {
@@ -287,6 +289,21 @@ interface CallAbort {
 }
 
 const NO_SETTINGS: ServiceSettings = Object.freeze({});
+
+/**
+ * The record store as one call sees it: every record it writes also carries the call's
+ * `requestId` and `traceId` (unless the service set them), so a stored record leads back to the
+ * call and its trace in the logs and upstreams.
+ */
+function tracedRecords(store: RecordStore, requestId: string, traceId: string): RecordStore {
+  return {
+    kind: store.kind,
+    insert: (collection, record) => store.insert(collection, { requestId, traceId, ...record }),
+    get: (collection, id) => store.get(collection, id),
+    find: (collection, query) => store.find(collection, query),
+    close: () => store.close(),
+  };
+}
 
 function serialise(output: unknown): string {
   if (output instanceof RawJson) return output.text;
