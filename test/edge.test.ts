@@ -172,7 +172,8 @@ describe("limits and docs", () => {
     const edge = createTestEdge({ services: TEST_SERVICES, env: { QDP_MAX_INFLIGHT: "1", QDP_TIMEOUT_MS: "300" } });
     try {
       const slow = handle(edge, "/api/9002", { id: "hold" });
-      await Bun.sleep(20);
+      // Wait until the slow call holds the one slot (the edge counts it), not a fixed time.
+      while (edge.counters.inflight < 1) await Bun.sleep(1);
       const r = await handle(edge, "/api/1000", {});
       expect([r.status, r.body.error.code]).toEqual([503, "OVERLOADED"]);
       expect(r.headers.get("retry-after")).toBe("1");

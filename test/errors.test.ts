@@ -99,7 +99,6 @@ describe("error catalogue", () => {
     }
   });
 
-  // README.md is written separately; until it lands this test fails by design.
   test("every code is documented in README.md", () => {
     const text = readme();
     const missing = ERROR_CODES.filter((c) => !new RegExp(`\\b${c}\\b`).test(text));

@@ -2,7 +2,7 @@
 import { describe, expect, test } from "bun:test";
 import { createHash, createHmac } from "node:crypto";
 import { svgChart } from "./render.ts";
-import { localSignRequest } from "./sign.ts";
+import { loadSigner } from "./sign.ts";
 import { nginxConfig } from "./servers.ts";
 import { spread } from "./stats.ts";
 import { errorCount, parseWrkOutput } from "./wrk.ts";
@@ -70,8 +70,9 @@ test("nginx config: daemon off, unix upstreams, ip_hash only when asked", () => 
   expect(nginxConfig({ ...base, ipHash: true })).toContain("ip_hash;");
 });
 
-test("localSignRequest follows CONTRACT section 4", () => {
-  const h = localSignRequest({ keyId: "k", secret: "s", method: "post", target: "/api/1000", user: "u1", body: "{}", timestamp: 100, nonce: "abcdefghijklmnop" });
+test("the bench signs with the project's signer, which follows CONTRACT section 4", async () => {
+  const { sign } = await loadSigner();
+  const h = sign({ keyId: "k", secret: "s", method: "post", target: "/api/1000", user: "u1", body: "{}", timestamp: 100, nonce: "abcdefghijklmnop" });
   const s = ["v1", "POST", "/api/1000", "100", "abcdefghijklmnop", "u1", createHash("sha256").update("{}").digest("hex")].join("\n");
   expect(h["X-QDP-Signature"]).toBe(`v1=${createHmac("sha256", "s").update(s).digest("hex")}`);
   expect(h["X-QDP-User"]).toBe("u1");

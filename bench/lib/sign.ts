@@ -6,9 +6,9 @@
  * The timestamp is taken at generation: the run must start and end within the server's 300 s
  * window, which the caller checks.
  */
-import { createHash, createHmac, randomBytes } from "node:crypto";
-import { existsSync } from "node:fs";
+import { randomBytes } from "node:crypto";
 import { join } from "node:path";
+import { signRequest } from "../../src/client/sign.ts";
 
 export interface SignArgs {
   keyId: string;
@@ -22,30 +22,9 @@ export interface SignArgs {
 }
 type SignFn = (a: SignArgs) => Record<string, string>;
 
-/** CONTRACT section 4 with node:crypto; used until/unless src/client/sign.ts exists. */
-export function localSignRequest(a: SignArgs): Record<string, string> {
-  const timestamp = a.timestamp ?? Math.floor(Date.now() / 1000);
-  const nonce = a.nonce ?? randomBytes(16).toString("base64url");
-  const bodyHash = createHash("sha256").update(a.body ?? "").digest("hex");
-  const s = ["v1", a.method.toUpperCase(), a.target, String(timestamp), nonce, a.user ?? "", bodyHash].join("\n");
-  const headers: Record<string, string> = {
-    "X-QDP-Key-Id": a.keyId,
-    "X-QDP-Timestamp": String(timestamp),
-    "X-QDP-Nonce": nonce,
-    "X-QDP-Signature": `v1=${createHmac("sha256", a.secret).update(s).digest("hex")}`,
-  };
-  if (a.user !== undefined) headers["X-QDP-User"] = a.user;
-  return headers;
-}
-
-/** The project's own signer when it has landed (src/client/sign.ts), else ours. */
+/** The project's own signer (src/client/sign.ts), the one UAP implementers are given. */
 export async function loadSigner(): Promise<{ sign: SignFn; source: string }> {
-  const path = join(import.meta.dir, "..", "..", "src", "client", "sign.ts");
-  if (existsSync(path)) {
-    const mod = (await import(path)) as { signRequest?: unknown };
-    if (typeof mod.signRequest === "function") return { sign: mod.signRequest as SignFn, source: "src/client/sign.ts" };
-  }
-  return { sign: localSignRequest, source: "bench/lib/sign.ts (node:crypto, CONTRACT section 4)" };
+  return { sign: (a) => signRequest(a), source: "src/client/sign.ts" };
 }
 
 /** Case-insensitive header lookup (signers may spell names differently). */

@@ -92,10 +92,6 @@ export class Executor {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
-  /**
-   * Runs a call; resolves with the output as JSON text, rejects with a QdpError.
-   * The output is serialised here so the hop can pass it on without touching it.
-   */
   /** Waits while the gate is closed (a replacement before its hand-off), up to `deadline`. */
   async awaitGate(deadline: number): Promise<void> {
     if (this.gateOpen) return;
