@@ -29,8 +29,11 @@ export interface Call {
   deadline: number;
   /** Replay check to pass before running: [nonce, timestamp] of a signed call with a user. */
   replay?: [string, number];
-  /** The W3C trace the call belongs to (edge: from `traceparent`, or started there). */
-  trace?: TraceContext;
+  /**
+   * The caller's `traceparent` when it sent a valid one (the edge checks). The trace context is
+   * made only if the handler uses it (core/trace.ts).
+   */
+  traceparent?: string;
 }
 
 export interface ExecutorOptions {
@@ -165,8 +168,9 @@ export class Executor {
     const o = this.o;
     const abort: CallAbort = { controller: null, aborted: false, children: [] };
     // The AbortController and the upstream client are built only if the handler asks for them.
-    // A call that came without a trace (in-process use, an older peer) starts its own.
-    const trace = (call.trace ??= traceFrom(null));
+    // Made on first use: most handlers never look at their trace.
+    let made: TraceContext | undefined;
+    const trace = (): TraceContext => (made ??= traceFrom(call.traceparent));
     const ctx: ServiceContext<unknown, unknown> = {
       input: call.input,
       user: call.user,
@@ -175,12 +179,16 @@ export class Executor {
       session,
       settings: o.settings.get(def.name) ?? NO_SETTINGS,
       get records() {
-        return tracedRecords(o.records, call.requestId, trace.traceId);
+        return tracedRecords(o.records, call.requestId, trace().traceId);
       },
-      traceId: trace.traceId,
-      traceparent: traceparentOf(trace),
+      get traceId() {
+        return trace().traceId;
+      },
+      get traceparent() {
+        return traceparentOf(trace());
+      },
       get log() {
-        return o.log.child({ requestId: call.requestId, traceId: trace.traceId, funcNo: def.funcNo });
+        return o.log.child({ requestId: call.requestId, traceId: trace().traceId, funcNo: def.funcNo });
       },
       get signal() {
         abort.controller ??= new AbortController();

@@ -4,7 +4,6 @@
  * old worker of an index sends that hand-off. Used by the worker and, unchanged, by the
  * in-process tests, so both exercise the same code.
  */
-import { parseOwnTraceparent } from "../core/trace.ts";
 import { QdpError, toQdpError } from "../core/errors.ts";
 import { decodeText, FrameType, splitCall } from "../core/frames.ts";
 import type { ReplayEntry } from "../core/replay-cache.ts";
@@ -74,7 +73,7 @@ export function createOwnerSide(d: OwnerSideDeps): { handle: HopHandler; readonl
         service: d.registry.require(head.f),
         user: head.u,
         requestId: sp < 0 ? head.r : head.r.slice(0, sp),
-        trace: sp < 0 ? undefined : (parseOwnTraceparent(head.r.slice(sp + 1)) ?? undefined),
+        traceparent: sp < 0 ? undefined : head.r.slice(sp + 1),
         input: input.length === 0 ? null : JSON.parse(decodeText(input)),
         deadline: Date.now() + head.t,
         replay: head.n,

@@ -3,7 +3,6 @@
  * call has no user), otherwise at the owner through the hop. Only the call travels — function,
  * user, validated input bytes, request id, time left, replay check — never the HTTP request.
  */
-import { traceparentOf } from "../core/trace.ts";
 import { QdpError, isErrorCode } from "../core/errors.ts";
 import { decodeText, encodeCallHead, FrameType, type CallHead } from "../core/frames.ts";
 import { ownerOf } from "../core/ownership.ts";
@@ -52,7 +51,7 @@ export class Router {
     }
     // The trace rides in the request-id field after a space (request ids hold none), which a
     // peer of the previous version mid-reload reads as part of the id instead of failing.
-    const r = call.trace === undefined ? call.requestId : `${call.requestId} ${traceparentOf(call.trace)}`;
+    const r = call.traceparent === undefined ? call.requestId : `${call.requestId} ${call.traceparent}`;
     const head: CallHead = { f: call.service.def.funcNo, u: call.user, r, t: call.deadline - Date.now() };
     if (call.replay) head.n = call.replay;
     const tail = inputBytes ?? encoder.encode(JSON.stringify(call.input === undefined ? null : call.input));

@@ -3,7 +3,7 @@
  * in-flight limit → source address → size → body → signature → JSON → user → function →
  * validation → replay → route. A call that fails any step never runs.
  */
-import { traceFrom } from "../core/trace.ts";
+import { isValidTraceparent } from "../core/trace.ts";
 import type { AllowList } from "../core/cidr.ts";
 import type { Config } from "../core/config.ts";
 import { QdpError, toQdpError } from "../core/errors.ts";
@@ -180,7 +180,7 @@ export function createCallHandler(d: CallHandlerDeps) {
         service,
         user,
         requestId: meta.requestId,
-        trace: traceFrom(input.header("traceparent")),
+        traceparent: validTraceparent(input.header("traceparent")),
         input: data,
         deadline,
         replay: verified !== null && user !== null ? [verified.nonce, verified.timestamp] : undefined,
@@ -196,4 +196,11 @@ export function createCallHandler(d: CallHandlerDeps) {
 
 function tooLarge(max: number): QdpError {
   return new QdpError("PAYLOAD_TOO_LARGE", `body larger than ${max} bytes`);
+}
+
+/** The caller's traceparent if it is one to continue (it then travels through the hop as is). */
+function validTraceparent(header: string | null): string | undefined {
+  if (header === null) return undefined;
+  const h = header.trim();
+  return isValidTraceparent(h) ? h : undefined;
 }
