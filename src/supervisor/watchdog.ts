@@ -70,7 +70,7 @@ export function killStuckWorker(o: {
   const { proc, log } = o;
   const board = readCallBoard(callBoardPath(o.runtimeDir, o.index, o.gen));
   const call = board && { funcNo: board.funcNo, name: board.name, requestId: board.requestId, user: board.user, enteredMsAgo: Date.now() - board.enteredAt };
-  log.error("worker stuck: no heartbeat (its event loop is blocked); killing it and respawning at the same index", {
+  log.error("worker stuck: no heartbeat, its event loop is blocked; killing it (it is respawned at its index like a crash)", {
     index: o.index,
     pid: proc.pid,
     gen: o.gen,
