@@ -78,6 +78,9 @@ export interface PhaseReport {
   maxMs: number;
   /** Per event: ms from the event to the last failure before the next event (0: none failed). */
   recoverMs: number[];
+  /** Reloads completed and workers recycled during the phase (from /stats). */
+  reloads: number;
+  recycles: number;
   notes: string[];
 }
 
@@ -415,16 +418,14 @@ async function runPhase(phase: (typeof PHASES)[number], o: ChaosOptions): Promis
     }
     await sleepUntil(phaseMs);
     await load.stop();
-    const s = await stats(q).catch(() => null);
-    if (phase.id === "recycle") {
-      const n = Object.values(s?.supervisor.recycles ?? {}).reduce((a, b) => a + b, 0);
-      notes.push(`${n} recycles at QDP_MAX_REQUESTS=${o.recycleMaxRequests} (+0..${Math.floor(o.recycleMaxRequests / 4)})`);
-    }
-    if (phase.id === "sighup") notes.push(`${s?.supervisor.reloads ?? "?"} reloads completed of ${events.length} SIGHUPs (a SIGHUP during a reload queues one more)`);
     // Let a last event settle before the counts are read.
     await waitReady(q, 30_000);
+    const s = await stats(q);
+    const recycles = Object.values(s.supervisor.recycles ?? {}).reduce((a, b) => a + b, 0);
+    if (phase.id === "recycle") notes.push(`${recycles} recycles at QDP_MAX_REQUESTS=${o.recycleMaxRequests} (+0..${Math.floor(o.recycleMaxRequests / 4)})`);
+    if (phase.id === "sighup") notes.push(`${s.supervisor.reloads} reloads completed for ${events.length} SIGHUPs (one arriving during a reload queues one more)`);
     const finals = await load.finals();
-    return report(phase, store, o, load, finals, events, notes);
+    return { ...report(phase, store, o, load, finals, events, notes), reloads: s.supervisor.reloads, recycles };
   } finally {
     await load.stop();
     await stopQdp(q);
@@ -433,7 +434,15 @@ async function runPhase(phase: (typeof PHASES)[number], o: ChaosOptions): Promis
   }
 }
 
-function report(phase: (typeof PHASES)[number], store: "memory" | "redis", o: ChaosOptions, load: Load, finals: Map<string, number>, events: number[], notes: string[]): PhaseReport {
+function report(
+  phase: (typeof PHASES)[number],
+  store: "memory" | "redis",
+  o: ChaosOptions,
+  load: Load,
+  finals: Map<string, number>,
+  events: number[],
+  notes: string[],
+): Omit<PhaseReport, "reloads" | "recycles"> {
   const byCode: Record<string, number> = {};
   const byCause: Record<string, number> = {};
   let ok = 0;
@@ -500,8 +509,8 @@ export function renderChaos(reports: PhaseReport[], o: Pick<ChaosOptions, "phase
   const lines = [
     `${o.users} users, ${o.concurrency} concurrent signed callers (keep-alive), ${o.workers} workers, ${o.phaseSec} s per phase, events every ${o.eventEverySec} s`,
     "",
-    "| phase | sessions | calls | failed | failures by code | counters exact | p50 | p99 | recover (max) |",
-    "| --- | --- | ---: | ---: | --- | --- | ---: | ---: | ---: |",
+    "| phase | sessions | calls | failed | failures by code | counters exact | p50 | p99 | max | recover (max) |",
+    "| --- | --- | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: |",
   ];
   for (const r of reports) {
     const failed = r.calls - r.ok;
@@ -512,7 +521,7 @@ export function renderChaos(reports: PhaseReport[], o: Pick<ChaosOptions, "phase
     const exact = r.exact ? "yes" : `**no**: ${r.violations} users (${r.lostUsers} below acknowledged)`;
     const recover = r.recoverMs.length === 0 ? "–" : `${fmt(Math.max(...r.recoverMs))} ms`;
     lines.push(
-      `| ${r.n} ${r.title} | ${r.store} | ${fmt(r.calls)} | ${fmt(failed)} (${((100 * failed) / Math.max(1, r.calls)).toFixed(2)}%) | ${codes || "–"} | ${exact} | ${r.p50Ms.toFixed(1)} ms | ${r.p99Ms.toFixed(0)} ms | ${recover} |`,
+      `| ${r.n} ${r.title} | ${r.store} | ${fmt(r.calls)} | ${fmt(failed)} (${((100 * failed) / Math.max(1, r.calls)).toFixed(2)}%) | ${codes || "–"} | ${exact} | ${r.p50Ms.toFixed(1)} ms | ${r.p99Ms.toFixed(0)} ms | ${fmt(Math.round(r.maxMs))} ms | ${recover} |`,
     );
   }
   lines.push("", "Failures by cause:", "");
