@@ -219,6 +219,7 @@ export function causeOf(outcome: string, retryAfter: boolean): string {
   if (outcome.startsWith("net ")) return `network: ${outcome.slice(4)}`;
   if (outcome.startsWith("503 ")) return retryAfter ? `503 with Retry-After (${outcome.slice(4)})` : `503 without Retry-After (${outcome.slice(4)})`;
   if (outcome.startsWith("504 ")) return "504 TIMEOUT";
+  if (outcome === "401 UNAUTHENTICATED (replay fence)") return "401 signed before a restarted worker's replay fence (did not run; sign again)";
   return `unexpected: ${outcome}`;
 }
 
@@ -266,7 +267,10 @@ class Load {
       else {
         let code = "?";
         try {
-          code = (JSON.parse(text) as { error: { code: string } }).error.code;
+          const e = (JSON.parse(text) as { error: { code: string; message: string } }).error;
+          code = e.code;
+          // A restarted owner's replay fence (README, Signing): the call did not run; sign again.
+          if (code === "UNAUTHENTICATED" && e.message.includes("replay fence")) code = "UNAUTHENTICATED (replay fence)";
         } catch {}
         outcome = `${r.status} ${code}`;
       }
