@@ -427,7 +427,7 @@ async function runPhase(phase: (typeof PHASES)[number], o: ChaosOptions): Promis
     const s = await stats(q);
     const recycles = Object.values(s.supervisor.recycles ?? {}).reduce((a, b) => a + b, 0);
     if (phase.id === "recycle") notes.push(`${recycles} recycles at QDP_MAX_REQUESTS=${o.recycleMaxRequests} (+0..${Math.floor(o.recycleMaxRequests / 4)})`);
-    if (phase.id === "sighup") notes.push(`${s.supervisor.reloads} reloads completed for ${events.length} SIGHUPs (one arriving during a reload queues one more)`);
+    if (phase.id === "sighup") notes.push(`${s.supervisor.reloads} reloads completed by the end for ${events.length} SIGHUPs (a reload takes seconds; one arriving during a reload queues one more)`);
     const finals = await load.finals();
     return { ...report(phase, store, o, load, finals, events, notes), reloads: s.supervisor.reloads, recycles };
   } finally {
