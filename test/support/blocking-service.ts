@@ -6,9 +6,8 @@
  * event loop, as a runaway regex or a synchronous loop would. Never part of the server itself.
  * Do not import it from a test: the push would change the test process's own service list.
  */
-import { Type as t } from "@sinclair/typebox";
+import { defineService, t } from "../../src/services/api.ts";
 import { SERVICES } from "../../src/services/index.ts";
-import { defineService } from "../../src/services/types.ts";
 
 SERVICES.push(
   defineService({
