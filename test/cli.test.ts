@@ -41,7 +41,9 @@ describe("against a running cluster", () => {
     const lines = r.stdout.trimEnd().split("\n");
     expect(lines[0]).toContain(`supervisor pid ${stats.supervisor.pid}`);
     expect(lines[0]).toContain("reloads 0");
-    expect(lines[1]).toMatch(/^IDX\s+PID\s+STATE\s+UPTIME\s+REQUESTS\s+REQ\/S\s+INFLIGHT\s+HOPS IN\/OUT\s+RSS\s+RESTARTS$/);
+    expect(lines[1]).toMatch(/^IDX\s+PID\s+STATE\s+UPTIME\s+REQUESTS\s+REQ\/S\s+INFLIGHT\s+HOPS IN\/OUT\s+RSS\s+RESTARTS\s+RECYCLED\s+STUCK\s+LAG$/);
+    expect(lines[0]).toContain("recycled max-requests 0, max-rss 0");
+    expect(lines[0]).toContain("stuck killed 0");
     for (const w of stats.workers) {
       const row = lines.find((l) => l.trimStart().startsWith(`${w.index} `));
       expect(row).toBeDefined();

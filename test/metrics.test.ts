@@ -17,7 +17,19 @@ const hop0 = histogramOf([0.00005, 0.0003, 0.0003, 0.002, 0.02, 0.7, 45]); // 45
 const upstreamA = histogramOf([0.004, 0.006, 0.012, 0.2]);
 
 const STATS: ClusterStats = {
-  supervisor: { pid: 100, uptimeSec: 3600, reloads: 2, host: "127.0.0.1", port: 8080, statsPort: 9191, workers: 2, directPortBase: null },
+  supervisor: {
+    pid: 100,
+    uptimeSec: 3600,
+    reloads: 2,
+    host: "127.0.0.1",
+    port: 8080,
+    statsPort: 9191,
+    workers: 2,
+    directPortBase: null,
+    recycles: { "max-requests": 5, "max-rss": 1 },
+    stuckKills: 1,
+    recycleBackoffMs: 2000,
+  },
   workers: [
     {
       index: 0,
@@ -29,6 +41,13 @@ const STATS: ClusterStats = {
       inflight: 3,
       rssBytes: 52_428_800,
       restarts: 0,
+      recycles: { "max-requests": 5, "max-rss": 0 },
+      stuckKills: 0,
+      handled: 1290,
+      requestLimit: 10_000,
+      heartbeatAgeMs: 400,
+      eventLoopLag: histogramOf([0.001, 0.002, 0.3]),
+      eventLoopLagMs: 300,
       executing: 2,
       sessions: 900,
       ownerWaits: 4,
@@ -38,7 +57,22 @@ const STATS: ClusterStats = {
       hopLatency: hop0,
       upstream: { 'a.local"evil\\name': { calls: 4, errors: 1, timeouts: 2, latency: upstreamA } },
     },
-    { index: 1, pid: null, state: "restarting", requests: 10, hopsIn: 0, hopsOut: 0, inflight: 0, rssBytes: 0, restarts: 3 },
+    {
+      index: 1,
+      pid: null,
+      state: "restarting",
+      requests: 10,
+      hopsIn: 0,
+      hopsOut: 0,
+      inflight: 0,
+      rssBytes: 0,
+      restarts: 3,
+      recycles: { "max-requests": 0, "max-rss": 1 },
+      stuckKills: 1,
+      handled: 0,
+      requestLimit: 0,
+      heartbeatAgeMs: null,
+    },
   ],
 };
 
@@ -149,6 +183,20 @@ describe("metrics text", () => {
     for (const name of ["qdp_worker_up", "qdp_requests_total", "qdp_inflight", "qdp_restarts_total", "qdp_owner_unavailable_total"]) {
       expect(families.get(name)!.samples.map((s) => s.labels.worker)).toEqual(["0", "1"]);
     }
+  });
+
+  test("recycles by worker and reason, watchdog kills, heartbeat age and event-loop lag", () => {
+    const value = (family: string, labels: Record<string, string>) =>
+      families.get(family)!.samples.find((s) => Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
+    expect(value("qdp_recycles_total", { worker: "0", reason: "max-requests" })).toBe(5);
+    expect(value("qdp_recycles_total", { worker: "1", reason: "max-rss" })).toBe(1);
+    expect(value("qdp_stuck_kills_total", { worker: "1" })).toBe(1);
+    expect(value("qdp_heartbeat_age_seconds", { worker: "0" })).toBe(0.4);
+    expect(value("qdp_event_loop_lag_max_seconds", { worker: "0" })).toBe(0.3);
+    const lag = families.get("qdp_event_loop_lag_seconds")!;
+    expect(lag.type).toBe("histogram");
+    expect(lag.samples.find((s) => s.name === "qdp_event_loop_lag_seconds_count" && s.labels.worker === "0")?.value).toBe(3);
+    expect(value("qdp_supervisor_recycle_backoff_seconds", {})).toBe(2);
   });
 
   test("errors are counted by worker and code", () => {

@@ -7,7 +7,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 
 const ROOT = join(import.meta.dir, "..");
-const STARTS_PROCESSES = /\b(startCluster|Bun\.spawn|startRedis|mongoTestUrl|ensureNginx|startLegacy|startNginx)\b/;
+const STARTS_PROCESSES = /\b(startCluster|Bun\.spawn|startRedis|mongoTestUrl|ensureNginx|startLegacy|startNginx|runChaos)\b/;
 
 const files = ["test", "bench/lib"]
   .flatMap((dir) => readdirSync(join(ROOT, dir)).filter((f) => f.endsWith(".test.ts")).map((f) => `${dir}/${f}`))

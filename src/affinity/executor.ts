@@ -48,6 +48,14 @@ export interface ExecutorOptions {
   replay: ReplayGuard;
   maxExecuting: number;
   upstreamTimeoutMs: number;
+  /** Told as a handler is entered and as its synchronous part returns (worker/call-board.ts). */
+  tracker?: CallTracker | null;
+}
+
+/** Brackets a handler's synchronous part, so a blocked loop can be traced to the call that blocked it. */
+export interface CallTracker {
+  enter(funcNo: number, name: string, requestId: string, user: string | null): void;
+  leave(): void;
 }
 
 export class Executor {
@@ -200,12 +208,16 @@ export class Executor {
     };
     this.executing++;
     let result: unknown;
+    const tracker = o.tracker;
+    tracker?.enter(def.funcNo, def.name, call.requestId, call.user);
     try {
       result = def.handler(ctx);
     } catch (err) {
+      tracker?.leave();
       this.finished();
       throw this.failure(err, call);
     }
+    tracker?.leave();
     if (!(result instanceof Promise)) {
       this.finished();
       return this.output(result, call);

@@ -5,6 +5,7 @@
  * form, so a bad value stops start-up with a sentence instead of a stack trace.
  * Pure TypeScript: the caller passes the environment, the CPU count and the file's text.
  */
+import { DEFAULT_STUCK_MS } from "./watchdog.ts";
 
 export interface Config {
   /** `QDP_HOST`: public bind address. Default `127.0.0.1`. */
@@ -115,6 +116,25 @@ export interface Config {
   forwardFile: string | undefined;
   /** `QDP_WORKER_BUN_ARGS`: extra Bun runtime flags for workers, space-separated (e.g. `--smol`, `--cpu-prof-md`). */
   workerBunArgs: string[];
+  /**
+   * `QDP_MAX_REQUESTS`: a worker that has handled this many calls (answered at its edge or run
+   * for another edge) is replaced through the rolling-reload path — sessions and nonces handed
+   * over, one worker at a time, never during a reload. 0 = never. Default 0.
+   */
+  maxRequests: number;
+  /** `QDP_MAX_REQUESTS_JITTER`: each process adds a random 0..jitter to `QDP_MAX_REQUESTS`, so workers are not due together. Default 0. */
+  maxRequestsJitter: number;
+  /**
+   * `QDP_MAX_RSS`: a worker whose resident memory exceeds this (bytes, or `512m`, `2g`), checked
+   * with every heartbeat, is replaced like `QDP_MAX_REQUESTS`. 0 = never. Default 0.
+   */
+  maxRssBytes: number;
+  /**
+   * `QDP_STUCK_MS`: a worker whose heartbeat has not arrived for this long (its event loop is
+   * blocked) is killed (SIGTERM, SIGKILL 1 s later) and respawned at its index. 0 = no watchdog
+   * (e.g. while a debugger holds a worker). Default 10000; at least 500 when set.
+   */
+  stuckMs: number;
 }
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
@@ -132,7 +152,7 @@ interface Reader {
   str(name: string, fallback: string): string;
   optStr(name: string): string | undefined;
   int(name: string, fallback: number, min: number, max: number): number;
-  bytes(name: string, fallback: number): number;
+  bytes(name: string, fallback: number, max?: number, zeroOk?: boolean): number;
   bool(name: string, fallback: boolean): boolean;
   problems: string[];
 }
@@ -156,13 +176,15 @@ function reader(src: Source): Reader {
       }
       return Number(v);
     },
-    bytes(name, fallback) {
+    bytes(name, fallback, max = 1024 ** 3, zeroOk = false) {
       const v = raw(name);
       if (v === undefined) return fallback;
-      const m = /^(\d+)\s*([kmg]?)i?b?$/i.exec(v);
-      const n = m ? Number(m[1]) * { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2]!.toLowerCase() as "" | "k" | "m" | "g"] : NaN;
-      if (!m || !(n >= 1) || n > 1024 ** 3) {
-        problems.push(`${name}=${JSON.stringify(v)}: expected a size in bytes from 1 to 1g, like 1048576, 512k or 1m`);
+      const m = /^(\d+)\s*([kmgt]?)i?b?$/i.exec(v);
+      const n = m ? Number(m[1]) * { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }[m[2]!.toLowerCase() as "" | "k" | "m" | "g" | "t"] : NaN;
+      if (zeroOk && n === 0) return 0;
+      if (!m || !(n >= 1) || n > max) {
+        const top = max >= 1024 ** 4 ? `${max / 1024 ** 4}t` : `${max / 1024 ** 3}g`;
+        problems.push(`${name}=${JSON.stringify(v)}: expected a size in bytes from ${zeroOk ? 0 : 1} to ${top}, like 1048576, 512k or 1m`);
         return fallback;
       }
       return n;
@@ -275,7 +297,17 @@ function readConfig(src: Source, env: Source, cpus: number): Config {
     tuneSysctl: r.bool("QDP_TUNE_SYSCTL", true),
     forwardFile: r.optStr("QDP_FORWARD_FILE"),
     workerBunArgs: r.str("QDP_WORKER_BUN_ARGS", "").split(/\s+/).filter(Boolean),
+    maxRequests: r.int("QDP_MAX_REQUESTS", 0, 0, 1_000_000_000),
+    maxRequestsJitter: r.int("QDP_MAX_REQUESTS_JITTER", 0, 0, 1_000_000_000),
+    maxRssBytes: r.bytes("QDP_MAX_RSS", 0, 1024 ** 4, true),
+    stuckMs: r.int("QDP_STUCK_MS", DEFAULT_STUCK_MS, 0, 3_600_000),
   };
+  if (config.stuckMs > 0 && config.stuckMs < 500) {
+    r.problems.push(`QDP_STUCK_MS=${config.stuckMs}: expected 0 (no watchdog) or at least 500 (heartbeats come every 100 ms at best)`);
+  }
+  if (config.maxRequestsJitter > 0 && config.maxRequests === 0) {
+    r.problems.push("QDP_MAX_REQUESTS_JITTER: only means something with QDP_MAX_REQUESTS set");
+  }
   for (const a of config.workerBunArgs) {
     if (!a.startsWith("-")) r.problems.push(`QDP_WORKER_BUN_ARGS: ${JSON.stringify(a)} is not a flag (expected Bun runtime flags like --smol)`);
   }
@@ -323,5 +355,5 @@ export const CONFIG_VARIABLES = [
   "QDP_UPSTREAM_TIMEOUT_MS", "QDP_MONGO_URL", "QDP_MONGO_POOL", "QDP_MONGO_W", "QDP_SESSION_MAX",
   "QDP_SESSION_TTL_S", "QDP_DIRECT_PORT_BASE", "QDP_HOP_MAX_PENDING", "QDP_NONCE_MAX", "QDP_DEMO_SERVICES",
   "QDP_LOG_LEVEL", "QDP_TUNE_SYSCTL", "QDP_WORKER_BUN_ARGS", "QDP_SESSION_STORE", "QDP_REDIS_URL", "QDP_REDIS_PREFIX",
-  "QDP_REDIS_TIMEOUT_MS", "QDP_SESSION_FRESH_MS", "QDP_FORWARD_FILE",
+  "QDP_REDIS_TIMEOUT_MS", "QDP_SESSION_FRESH_MS", "QDP_FORWARD_FILE", "QDP_MAX_REQUESTS", "QDP_MAX_REQUESTS_JITTER", "QDP_MAX_RSS", "QDP_STUCK_MS",
 ] as const;

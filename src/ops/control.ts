@@ -32,7 +32,17 @@ export class NoServerError extends Error {}
 
 /** The /stats document (CONTRACT.md §5); extra members pass through untouched. */
 export interface StatsDoc {
-  supervisor: { pid: number; uptimeSec: number; reloads: number; port?: number; statsPort?: number; workers?: number };
+  supervisor: {
+    pid: number;
+    uptimeSec: number;
+    reloads: number;
+    port?: number;
+    statsPort?: number;
+    workers?: number;
+    recycles?: Record<string, number>;
+    stuckKills?: number;
+    recycleBackoffMs?: number;
+  };
   workers: Array<{
     index: number;
     pid: number | null;
@@ -50,6 +60,10 @@ export interface StatsDoc {
     errors?: Record<string, number>;
     clientAborts?: number;
     connections?: number;
+    recycles?: Record<string, number>;
+    stuckKills?: number;
+    eventLoopLagMs?: number;
+    heartbeatAgeMs?: number | null;
     [k: string]: unknown;
   }>;
 }

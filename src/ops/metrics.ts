@@ -23,6 +23,8 @@ export function renderMetrics(s: ClusterStats): string {
   out.push(`qdp_supervisor_uptime_seconds ${s.supervisor.uptimeSec}`);
   meta("qdp_supervisor_reloads_total", "counter", "Rolling reloads completed.");
   out.push(`qdp_supervisor_reloads_total ${s.supervisor.reloads}`);
+  meta("qdp_supervisor_recycle_backoff_seconds", "gauge", "Seconds before the next recycle may start (0 when none is held back).");
+  out.push(`qdp_supervisor_recycle_backoff_seconds ${(s.supervisor.recycleBackoffMs ?? 0) / 1000}`);
   const perWorker: Array<[string, string, string, (w: ClusterStats["workers"][number]) => number]> = [
     ["qdp_worker_up", "gauge", "1 when the worker is ready.", (w) => (w.state === "ready" ? 1 : 0)],
     ["qdp_requests_total", "counter", "Calls answered by the worker's edge.", (w) => w.requests],
@@ -32,6 +34,9 @@ export function renderMetrics(s: ClusterStats): string {
     ["qdp_executing", "gauge", "Calls running in the worker.", (w) => w.executing ?? 0],
     ["qdp_rss_bytes", "gauge", "Resident memory of the worker.", (w) => w.rssBytes],
     ["qdp_restarts_total", "counter", "Times the worker's index was respawned after dying.", (w) => w.restarts],
+    ["qdp_stuck_kills_total", "counter", "Times the watchdog killed the worker of this index for a blocked event loop (QDP_STUCK_MS).", (w) => w.stuckKills ?? 0],
+    ["qdp_heartbeat_age_seconds", "gauge", "Seconds since the worker's last heartbeat (grows while its event loop is blocked).", (w) => (w.heartbeatAgeMs ?? 0) / 1000],
+    ["qdp_event_loop_lag_max_seconds", "gauge", "Largest event-loop lag of the worker in its last heartbeat interval.", (w) => (w.eventLoopLagMs ?? 0) / 1000],
     ["qdp_sessions", "gauge", "User sessions held by the worker.", (w) => w.sessions ?? 0],
     ["qdp_owner_waits_total", "counter", "Calls that waited for their owner to come up.", (w) => w.ownerWaits ?? 0],
     ["qdp_owner_unavailable_total", "counter", "Calls answered 503 OWNER_UNAVAILABLE.", (w) => w.ownerUnavailable ?? 0],
@@ -42,6 +47,10 @@ export function renderMetrics(s: ClusterStats): string {
     meta(name, type, help);
     for (const w of s.workers) out.push(`${name}{worker="${w.index}"} ${get(w)}`);
   }
+  meta("qdp_recycles_total", "counter", "Workers of this index replaced by recycling, by reason (max-requests, max-rss).");
+  for (const w of s.workers) for (const [reason, n] of Object.entries(w.recycles ?? {})) out.push(`qdp_recycles_total{worker="${w.index}",reason="${reason}"} ${n}`);
+  meta("qdp_event_loop_lag_seconds", "histogram", "Event-loop lag of the worker, sampled every 100 ms.");
+  for (const w of s.workers) if (w.eventLoopLag) histogram(out, "qdp_event_loop_lag_seconds", `worker="${w.index}"`, w.eventLoopLag);
   meta("qdp_errors_total", "counter", "Error responses by code.");
   for (const w of s.workers) for (const [code, n] of Object.entries(w.errors ?? {})) out.push(`qdp_errors_total{worker="${w.index}",code="${code}"} ${n}`);
   meta("qdp_hop_latency_seconds", "histogram", "Round-trip time of hopped calls, seen from the edge.");

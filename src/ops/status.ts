@@ -20,6 +20,11 @@ export function humanBytes(n: number): string {
   return u === 0 ? `${v} B` : `${v.toFixed(v < 10 ? 1 : 0)} ${units[u]}`;
 }
 
+/** Event-loop lag: 0.4 → "0.4 ms", 1234 → "1.2 s". */
+export function humanMs(ms: number): string {
+  return ms >= 1000 ? `${(ms / 1000).toFixed(1)} s` : `${ms < 10 ? ms.toFixed(1) : Math.round(ms)} ms`;
+}
+
 /** 3725 → "1h 2m". */
 export function humanDuration(sec: number): string {
   if (!Number.isFinite(sec) || sec < 0) return "-";
@@ -48,7 +53,9 @@ export function renderStatus(later: StatsDoc, earlier: StatsDoc | null, seconds:
     return e && seconds > 0 ? Math.max(0, requests - e.requests) / seconds : null;
   };
   let totalRate = 0;
-  const totals = { requests: 0, inflight: 0, hopsIn: 0, hopsOut: 0, rss: 0, restarts: 0 };
+  const totals = { requests: 0, inflight: 0, hopsIn: 0, hopsOut: 0, rss: 0, restarts: 0, recycled: 0, stuck: 0, lag: 0 };
+  const recycledOf = (w: StatsDoc["workers"][number]) => Object.values(w.recycles ?? {}).reduce((a, b) => a + b, 0);
+  const lagOf = (w: StatsDoc["workers"][number]) => (typeof w.eventLoopLagMs === "number" ? w.eventLoopLagMs : null);
   const rows = later.workers.map((w) => {
     const r = rate(w.index, w.requests);
     totalRate += r ?? 0;
@@ -58,6 +65,10 @@ export function renderStatus(later: StatsDoc, earlier: StatsDoc | null, seconds:
     totals.hopsOut += w.hopsOut;
     totals.rss += w.rssBytes;
     totals.restarts += w.restarts;
+    totals.recycled += recycledOf(w);
+    totals.stuck += w.stuckKills ?? 0;
+    const lag = lagOf(w);
+    totals.lag = Math.max(totals.lag, lag ?? 0);
     return [
       String(w.index),
       w.pid === null ? "-" : String(w.pid),
@@ -69,6 +80,9 @@ export function renderStatus(later: StatsDoc, earlier: StatsDoc | null, seconds:
       `${w.hopsIn}/${w.hopsOut}`,
       w.rssBytes > 0 ? humanBytes(w.rssBytes) : "-",
       String(w.restarts),
+      String(recycledOf(w)),
+      String(w.stuckKills ?? 0),
+      lag === null ? "-" : humanMs(lag),
     ];
   });
   rows.push([
@@ -82,14 +96,21 @@ export function renderStatus(later: StatsDoc, earlier: StatsDoc | null, seconds:
     `${totals.hopsIn}/${totals.hopsOut}`,
     humanBytes(totals.rss),
     String(totals.restarts),
+    String(totals.recycled),
+    String(totals.stuck),
+    humanMs(totals.lag),
   ]);
-  const head = ["IDX", "PID", "STATE", "UPTIME", "REQUESTS", "REQ/S", "INFLIGHT", "HOPS IN/OUT", "RSS", "RESTARTS"];
+  const head = ["IDX", "PID", "STATE", "UPTIME", "REQUESTS", "REQ/S", "INFLIGHT", "HOPS IN/OUT", "RSS", "RESTARTS", "RECYCLED", "STUCK", "LAG"];
+  const recycles = sup.recycles;
   const supLine =
     `supervisor pid ${sup.pid}  up ${humanDuration(sup.uptimeSec)}  reloads ${sup.reloads}` +
+    (recycles ? `  recycled ${Object.entries(recycles).map(([k, v]) => `${k} ${v}`).join(", ")}` : "") +
+    (typeof sup.recycleBackoffMs === "number" && sup.recycleBackoffMs > 0 ? ` (next in ${(sup.recycleBackoffMs / 1000).toFixed(1)} s)` : "") +
+    (typeof sup.stuckKills === "number" ? `  stuck killed ${sup.stuckKills}` : "") +
     (sup.port !== undefined ? `  port ${sup.port}` : "") +
     `  stats 127.0.0.1:${statsPort}  workers ${later.workers.length}` +
     (earlier ? `  (rates over ${seconds.toFixed(1)} s)` : "");
-  return `${supLine}\n${table(head, rows, new Set([0, 1, 4, 5, 6, 7, 8, 9]))}\n${sessionStoreLine(later)}`;
+  return `${supLine}\n${table(head, rows, new Set([0, 1, 4, 5, 6, 7, 8, 9, 10, 11, 12]))}\n${sessionStoreLine(later)}`;
 }
 
 /** One line of durable session store totals, when the cluster has one (QDP_SESSION_STORE=redis). */

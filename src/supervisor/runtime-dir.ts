@@ -11,6 +11,7 @@
 import { chmodSync, lstatSync, mkdirSync, type Stats, readdirSync, rmdirSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { HOP_SOCKET_NAME } from "../affinity/hop-server.ts";
+import { CALL_BOARD_NAME } from "../worker/call-board.ts";
 
 /** The runtime directory cannot be trusted or made; the message is one line for the operator. */
 export class RuntimeDirError extends Error {}
@@ -85,13 +86,14 @@ function lstatOrNull(path: string, where: string): Stats | null {
 }
 
 /**
- * Removes hop sockets of a cluster that is gone (a kill -9 leaves them). Only for a caller
- * holding the directory's lock, which proves no live cluster uses them. Returns their names.
+ * Removes hop sockets (and workers' call boards) of a cluster that is gone (a kill -9 leaves
+ * them). Only for a caller holding the directory's lock, which proves no live cluster uses them.
+ * Returns their names.
  */
 export function removeStaleSockets(path: string): string[] {
   const removed: string[] = [];
   for (const name of readdirSync(path)) {
-    if (!HOP_SOCKET_NAME.test(name)) continue;
+    if (!HOP_SOCKET_NAME.test(name) && !CALL_BOARD_NAME.test(name)) continue;
     try {
       unlinkSync(join(path, name));
       removed.push(name);

@@ -10,11 +10,16 @@ import type { Subprocess } from "bun";
 import type { PeerAddress } from "../affinity/hop-client.ts";
 import { hopSocketPath } from "../affinity/hop-server.ts";
 import { ConfigError, type Config } from "../core/config.ts";
+import type { RecycleReason } from "../core/recycle.ts";
 import type { Logger } from "../services/types.ts";
+import { callBoardPath, createCallBoard } from "../worker/call-board.ts";
+import type { Beat } from "../worker/heartbeat.ts";
 import type { FromWorker, ToWorker } from "../worker/ipc.ts";
 import type { WorkerStats } from "../worker/stats.ts";
 import { readForwardFile, SNAPSHOT_ENV, writeSnapshot } from "./forward-table.ts";
+import { createRecycler } from "./recycler.ts";
 import { startStatsServer } from "./stats-server.ts";
+import { killStuckWorker, startWatchdog } from "./watchdog.ts";
 
 const WORKER_ENTRY = new URL("../worker/worker.ts", import.meta.url).pathname;
 
@@ -28,7 +33,7 @@ interface Slot {
   index: number;
   proc: Proc | null;
   gen: number;
-  state: "starting" | "ready" | "restarting" | "stopped";
+  state: "starting" | "ready" | "restarting" | "stopped" | "stuck";
   hopPath: string;
   startedAt: number;
   restarts: number;
@@ -37,14 +42,48 @@ interface Slot {
   carried: { requests: number; hopsIn: number; hopsOut: number };
   last: WorkerStats | null;
   readyWaiters: Array<(ok: boolean) => void>;
+  /** The current process's last heartbeat, and when it came (0: none yet). */
+  beat: Beat | null;
+  lastBeatAt: number;
+  /** A replacement of this index (reload or recycle) is under way: the watchdog leaves it to that path's timeouts. */
+  replacing: boolean;
+  recycles: Record<RecycleReason, number>;
+  /** Processes of this index killed by the watchdog. */
+  stuckKills: number;
+}
+
+/** Per worker in /stats: what recycling and the watchdog did and see. */
+export interface WorkerUpkeep {
+  /** Replacements of this index by reason (QDP_MAX_REQUESTS, QDP_MAX_RSS). */
+  recycles: Record<RecycleReason, number>;
+  /** Processes of this index the watchdog killed (QDP_STUCK_MS). */
+  stuckKills: number;
+  /** Calls the current process handled, and its QDP_MAX_REQUESTS limit with jitter (0 = none). */
+  handled: number;
+  requestLimit: number;
+  /** Milliseconds since the current process's last heartbeat (null: none yet). */
+  heartbeatAgeMs: number | null;
 }
 
 export interface ClusterStats {
-  supervisor: { pid: number; uptimeSec: number; reloads: number; host: string; port: number; statsPort: number; workers: number; directPortBase: number | null };
+  supervisor: {
+    pid: number;
+    uptimeSec: number;
+    reloads: number;
+    host: string;
+    port: number;
+    statsPort: number;
+    workers: number;
+    directPortBase: number | null;
+    /** Recycles by reason and watchdog kills, whole cluster. */
+    recycles: Record<RecycleReason, number>;
+    stuckKills: number;
+    /** Milliseconds before the next recycle may start (the back-off), 0 when none is held back. */
+    recycleBackoffMs: number;
+  };
   workers: Array<
-    { index: number; pid: number | null; state: string; requests: number; hopsIn: number; hopsOut: number; inflight: number; rssBytes: number; restarts: number } & Partial<
-      Omit<WorkerStats, "index" | "pid" | "state" | "requests" | "hopsIn" | "hopsOut" | "inflight" | "rssBytes">
-    >
+    { index: number; pid: number | null; state: string; requests: number; hopsIn: number; hopsOut: number; inflight: number; rssBytes: number; restarts: number } & WorkerUpkeep &
+      Partial<Omit<WorkerStats, "index" | "pid" | "state" | "requests" | "hopsIn" | "hopsOut" | "inflight" | "rssBytes">>
   >;
 }
 
@@ -81,7 +120,24 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
     carried: { requests: 0, hopsIn: 0, hopsOut: 0 },
     last: null,
     readyWaiters: [],
+    beat: null,
+    lastBeatAt: 0,
+    replacing: false,
+    recycles: { "max-requests": 0, "max-rss": 0 },
+    stuckKills: 0,
   }));
+  /** Processes the watchdog is killing, so their exit is logged as such. */
+  const stuckProcs = new WeakSet<Proc>();
+  /**
+   * Replacements run one at a time, in order: a reload waits for a recycle under way, and a
+   * recycle never starts while a reload runs or waits (`reloading`).
+   */
+  let lane: Promise<unknown> = Promise.resolve();
+  function inLane<T>(fn: () => Promise<T>): Promise<T> {
+    const p = lane.then(fn);
+    lane = p.catch(() => {});
+    return p;
+  }
 
   function tell(p: Proc | null, m: ToWorker): void {
     try {
@@ -101,6 +157,13 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
 
   function spawn(slot: Slot, handoff: boolean): Proc {
     const gen = ++genCounter;
+    const board = callBoardPath(config.runtimeDir, slot.index, gen);
+    try {
+      createCallBoard(board);
+    } catch (err) {
+      // Without it a stuck worker's log line cannot say what it ran; nothing else depends on it.
+      log.warn("cannot create the worker's call board", { index: slot.index, err: (err as Error).message });
+    }
     const proc = Bun.spawn([process.execPath, ...config.workerBunArgs, WORKER_ENTRY], {
       env: {
         // Bun's fetch runs at most 256 requests at once per process by default and queues the
@@ -125,17 +188,22 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
       },
       onExit(_p, code, signal) {
         // A worker removes its socket as it exits; one killed by SIGKILL cannot.
-        try {
-          unlinkSync(hopSocketPath(config.runtimeDir, slot.index, gen));
-        } catch {}
+        for (const path of [hopSocketPath(config.runtimeDir, slot.index, gen), board]) {
+          try {
+            unlinkSync(path);
+          } catch {}
+        }
         onExit(slot, proc, code, signal);
       },
     }) as Proc;
+    recycler.assign(proc);
     if (!handoff) {
       slot.proc = proc;
       slot.gen = gen;
       slot.state = "starting";
       slot.startedAt = Date.now();
+      slot.beat = null;
+      slot.lastBeatAt = 0;
     }
     return proc;
   }
@@ -150,6 +218,8 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
           slot.proc = proc;
           slot.startedAt = Date.now();
         }
+        // The watchdog judges a process from its readiness on.
+        slot.lastBeatAt = Date.now();
         slot.gen = gen;
         slot.hopPath = m.hopPath;
         slot.state = "ready";
@@ -160,18 +230,30 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
       case "stats":
         stats.get(m.id)?.(m.stats);
         break;
+      case "heartbeat":
+        // A replacement's beats before it takes over, and a retiring worker's, are not this index's.
+        if (slot.proc !== proc) break;
+        slot.beat = m;
+        slot.lastBeatAt = Date.now();
+        recycler.consider(slot, proc, m);
+        break;
       case "fatal":
         log.error("worker failed to start", { index: slot.index, message: m.message });
         break;
     }
   }
 
+  /** Adds the leaving process's counters (its last stats answer or heartbeat, whichever is newer) to the index's totals. */
   function carry(slot: Slot): void {
-    if (!slot.last) return;
-    slot.carried.requests += slot.last.requests;
-    slot.carried.hopsIn += slot.last.hopsIn;
-    slot.carried.hopsOut += slot.last.hopsOut;
+    const a = slot.last;
+    const b = slot.beat;
+    const src = a && b ? (b.requests >= a.requests ? b : a) : (a ?? b);
     slot.last = null;
+    slot.beat = null;
+    if (!src) return;
+    slot.carried.requests += src.requests;
+    slot.carried.hopsIn += src.hopsIn;
+    slot.carried.hopsOut += src.hopsOut;
   }
 
   function onExit(slot: Slot, proc: Proc, code: number | null, signal: number | null | string): void {
@@ -195,7 +277,8 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
     slot.crashStreak = lived < STABLE_AFTER_MS ? slot.crashStreak + 1 : 1;
     // First death: respawn at once (ownership waits on it). A crash loop backs off exponentially.
     const delay = slot.crashStreak <= 1 ? 0 : Math.min(250 * 2 ** (slot.crashStreak - 2), MAX_BACKOFF_MS);
-    log.error("worker died; respawning at the same index", { index: slot.index, pid: proc.pid, code, signal, livedMs: lived, delayMs: delay });
+    const cause = stuckProcs.has(proc) ? "stuck" : "died";
+    log.error("worker died; respawning at the same index", { index: slot.index, pid: proc.pid, code, signal, cause, livedMs: lived, delayMs: delay });
     broadcastPeers();
     setTimeout(() => {
       if (!stopping && slot.proc === null) spawn(slot, false);
@@ -216,6 +299,34 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
     return Promise.race([proc.exited.then(() => true), Bun.sleep(timeoutMs).then(() => false)]);
   }
 
+  /**
+   * Replaces the worker of one index through the hand-off: start the replacement, wait until it
+   * is ready (it becomes the index's process then, see "ready"), and tell the old one to hand
+   * its sessions and nonces over, drain and exit. Used by the rolling reload and by recycling.
+   * False if the replacement did not come up (the old worker keeps serving).
+   */
+  async function replaceOne(slot: Slot): Promise<boolean> {
+    const old = slot.proc;
+    if (!old || slot.state !== "ready") return false;
+    slot.replacing = true;
+    try {
+      const next = spawn(slot, true);
+      const ok = await waitReady(slot, Math.max(30_000, config.graceMs));
+      if (!ok) {
+        next.kill("SIGKILL");
+        return false;
+      }
+      tell(old, { type: "handoff" });
+      if (!(await waitExit(old, config.graceMs * 2 + 5000))) {
+        log.warn("old worker did not exit in time; killing it", { index: slot.index, pid: old.pid });
+        old.kill("SIGKILL");
+      }
+      return true;
+    } finally {
+      slot.replacing = false;
+    }
+  }
+
   /** SIGHUP: replace each index in turn; never fewer than N-1 serving. */
   async function reload(): Promise<void> {
     if (config.forwardFile !== undefined) {
@@ -234,28 +345,51 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
     for (const s of slots) tell(s.proc, { type: "reload-keys" });
     for (const slot of slots) {
       if (stopping) return;
-      const old = slot.proc;
-      if (!old || slot.state !== "ready") {
+      if (!slot.proc || slot.state !== "ready") {
         log.warn("skipping a worker that is not ready during reload", { index: slot.index });
         continue;
       }
-      const next = spawn(slot, true);
-      const ok = await waitReady(slot, Math.max(30_000, config.graceMs));
-      if (!ok) {
+      if (!(await replaceOne(slot))) {
         log.error("replacement did not become ready; keeping the old worker and stopping this reload", { index: slot.index });
-        next.kill("SIGKILL");
         return;
-      }
-      // The replacement is now the index's process (see "ready"); the old one hands off and exits.
-      tell(old, { type: "handoff" });
-      if (!(await waitExit(old, config.graceMs * 2 + 5000))) {
-        log.warn("old worker did not exit in time; killing it", { index: slot.index, pid: old.pid });
-        old.kill("SIGKILL");
       }
     }
     reloads++;
     log.info("rolling reload finished", { reloads });
   }
+
+  const recycler = createRecycler<Proc>({
+    limits: { maxRequests: config.maxRequests, maxRequestsJitter: config.maxRequestsJitter, maxRssBytes: config.maxRssBytes },
+    log,
+    blocked: () => stopping || reloading !== null,
+    replace: (slot) => inLane(() => replaceOne(slot as Slot)),
+  });
+
+  // A ready worker whose heartbeat stopped is killed and respawned at its index (watchdog.ts);
+  // its exit then takes the crash path of onExit.
+  const stopWatchdog = startWatchdog({
+    stuckMs: config.stuckMs,
+    log,
+    slots: () => (stopping ? [] : slots),
+    onStuck(s, silentMs) {
+      const slot = s as Slot;
+      const proc = slot.proc!;
+      slot.state = "stuck";
+      slot.stuckKills++;
+      stuckProcs.add(proc);
+      killStuckWorker({
+        proc,
+        index: slot.index,
+        gen: slot.gen,
+        runtimeDir: config.runtimeDir,
+        silentMs,
+        stuckMs: config.stuckMs,
+        graceMs: config.graceMs,
+        log,
+        beatSince: (t) => slot.proc === proc && slot.lastBeatAt > t,
+      });
+    },
+  });
 
   function requestReload(): void {
     if (stopping) return;
@@ -263,7 +397,7 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
       reloadAgain = true;
       return;
     }
-    reloading = reload()
+    reloading = inLane(reload)
       .catch((err) => log.error("reload failed", { err }))
       .finally(() => {
         reloading = null;
@@ -301,16 +435,34 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
         statsPort: config.statsPort,
         workers: config.workers,
         directPortBase: config.directPortBase ?? null,
+        recycles: {
+          "max-requests": slots.reduce((a, s) => a + s.recycles["max-requests"], 0),
+          "max-rss": slots.reduce((a, s) => a + s.recycles["max-rss"], 0),
+        },
+        stuckKills: slots.reduce((a, s) => a + s.stuckKills, 0),
+        recycleBackoffMs: recycler.backoffMs(),
       },
       workers: slots.map((s) => {
         const w = answers.get(s.index);
         if (w && s.proc && w.pid === s.proc.pid) s.last = w;
         const base = { requests: s.carried.requests, hopsIn: s.carried.hopsIn, hopsOut: s.carried.hopsOut };
+        const upkeep: WorkerUpkeep = {
+          recycles: { ...s.recycles },
+          stuckKills: s.stuckKills,
+          handled: s.beat?.handled ?? 0,
+          requestLimit: s.proc ? recycler.limitOf(s.proc) : 0,
+          heartbeatAgeMs: s.lastBeatAt > 0 && s.proc ? Date.now() - s.lastBeatAt : null,
+        };
         if (!w) {
-          return { index: s.index, pid: s.proc?.pid ?? null, state: s.state, requests: base.requests, hopsIn: base.hopsIn, hopsOut: base.hopsOut, inflight: 0, rssBytes: 0, restarts: s.restarts };
+          // A ready worker that does not answer its stats is not serving either: say so before
+          // the watchdog's verdict (QDP_STUCK_MS) instead of showing it ready.
+          const state = s.state === "ready" && s.proc ? "unresponsive" : s.state;
+          const rssBytes = s.beat?.rssBytes ?? 0;
+          return { index: s.index, pid: s.proc?.pid ?? null, state, requests: base.requests, hopsIn: base.hopsIn, hopsOut: base.hopsOut, inflight: 0, rssBytes, restarts: s.restarts, ...upkeep };
         }
         return {
           ...w,
+          ...upkeep,
           state: s.state === "ready" ? w.state : s.state,
           requests: base.requests + w.requests,
           hopsIn: base.hopsIn + w.hopsIn,
@@ -325,6 +477,7 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
   async function stop(signal: string): Promise<void> {
     if (stopping) return;
     stopping = true;
+    stopWatchdog();
     log.info("graceful stop", { signal, graceMs: config.graceMs });
     const procs = [...slots.map((s) => s.proc), ...retiring].filter((p): p is Proc => p !== null);
     for (const p of procs) tell(p, { type: "drain" });

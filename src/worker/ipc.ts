@@ -4,6 +4,7 @@
  * peer addresses and stats.
  */
 import type { PeerAddress } from "../affinity/hop-client.ts";
+import type { Beat } from "./heartbeat.ts";
 import type { WorkerStats } from "./stats.ts";
 
 /** Supervisor → worker. */
@@ -23,4 +24,6 @@ export type FromWorker =
   | { type: "stats"; id: number; stats: WorkerStats }
   | { type: "handed-off"; sessions: number }
   | { type: "draining" }
+  /** Every heartbeatIntervalMs(QDP_STUCK_MS) from a timer: the watchdog's proof of a turning loop. */
+  | ({ type: "heartbeat" } & Beat)
   | { type: "fatal"; message: string };

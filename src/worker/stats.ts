@@ -19,6 +19,11 @@ export interface WorkerStats {
   executing: number;
   rssBytes: number;
   heapBytes: number;
+  /** Event-loop lag samples (every 100 ms) since start, seconds. */
+  eventLoopLag: HistogramData;
+  /** Largest event-loop lag in the last heartbeat interval, and since start, ms. */
+  eventLoopLagMs: number;
+  eventLoopLagMaxMs: number;
   sessions: number;
   sessionsEvicted: number;
   sessionsExpired: number;

@@ -30,6 +30,8 @@ import { createReplayMarks, type ReplayMarks } from "../stores/replay-mark.ts";
 import { SNAPSHOT_ENV } from "../supervisor/forward-table.ts";
 import { upstreamStats } from "../upstream/client.ts";
 import { setListenBacklog } from "./backlog.ts";
+import { callBoardPath, openCallBoard } from "./call-board.ts";
+import { startHeartbeat } from "./heartbeat.ts";
 import type { FromWorker, ToWorker } from "./ipc.ts";
 import type { WorkerStats } from "./stats.ts";
 
@@ -152,6 +154,8 @@ const executor = new Executor({
   replay,
   maxExecuting: config.maxInflight,
   upstreamTimeoutMs: config.upstreamTimeoutMs,
+  // What the supervisor reads if this worker's loop ever stops (call-board.ts).
+  tracker: openCallBoard(callBoardPath(config.runtimeDir, index, gen)),
 });
 const hop = new HopClient({
   self: index,
@@ -246,6 +250,12 @@ if (direct) setListenBacklog(direct.port, config.backlog, log);
 
 if (state === "starting") state = "ready";
 log.info("worker listening", { port: server.port, direct: direct?.port, hop: hopPath, gen, takesOver });
+// Heartbeats start with readiness: the supervisor watches a worker from its first beat.
+const heartbeat = startHeartbeat({
+  stuckMs: config.stuckMs,
+  send: (b) => send({ type: "heartbeat", ...b }),
+  counts: () => ({ handled: counters.requests + ownerSide.hopsIn, requests: counters.requests, hopsIn: ownerSide.hopsIn, hopsOut: hop.hopsOut }),
+});
 send({ type: "ready", index, gen, hopPath });
 
 // ---- sweeps ----
@@ -357,6 +367,9 @@ function collectStats(): WorkerStats {
     inflight: counters.inflight,
     executing: executor.executing,
     rssBytes: mem.rss,
+    eventLoopLag: heartbeat.lag.toJSON(),
+    eventLoopLagMs: heartbeat.lagRecentMs,
+    eventLoopLagMaxMs: heartbeat.lagMaxMs,
     heapBytes: mem.heapUsed,
     sessions: sessions.size,
     sessionsEvicted: sessions.evicted,
