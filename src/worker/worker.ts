@@ -225,6 +225,8 @@ const edgeDeps = {
   log,
   accessLog: config.logLevel === "debug",
   signing: keys !== null,
+  durableSessions: config.sessionStore === "redis",
+  clusterReady: () => peersUp() === config.workers - 1,
   ready: () => state === "ready" || state === "waiting-handoff",
   readyInfo: () => ({ state, peersUp: peersUp(), workers: config.workers }),
 };
