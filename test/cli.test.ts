@@ -105,11 +105,17 @@ test("nothing on the stats port: a clear error and exit 1", async () => {
   }
 });
 
-test("help, no command and an unknown command print the usage and exit 2", async () => {
-  for (const args of [["help"], [], ["frobnicate"]]) {
+test("help prints the usage and exits 0; no command or an unknown one exits 2", async () => {
+  for (const args of [["help"], ["--help"]]) {
+    const r = await qdp(args);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("Usage: qdp <command>");
+    expect(r.stdout).toContain("npm run qdp -- <command>");
+  }
+  for (const args of [[], ["frobnicate"]]) {
     const r = await qdp(args);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain("Usage: bun run qdp <command>");
+    expect(r.stderr).toContain("Usage: qdp <command>");
   }
   const bad = await qdp(["status", "--bogus"]);
   expect(bad.code).toBe(2);

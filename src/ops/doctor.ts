@@ -12,7 +12,7 @@ import { readFileSync } from "node:fs";
 import { availableParallelism, release } from "node:os";
 import { parseArgs } from "node:util";
 import { type Config, ConfigError, loadConfig } from "../core/config.ts";
-import { type CommandIo, fetchStats, resolveStatsPort, UsageError } from "./control.ts";
+import { type CommandIo, fetchStats, resolveStatsTarget, type StatsTarget, UsageError } from "./control.ts";
 
 export const SYSCTLS = [
   "net.core.somaxconn",
@@ -213,7 +213,7 @@ function readLimits(pid: number | "self"): Limits | null {
 }
 
 /** Reads the facts from /proc, the environment and (if one answers) the running server. */
-export async function gatherFacts(env: Record<string, string | undefined>, statsPort: number): Promise<Facts> {
+export async function gatherFacts(env: Record<string, string | undefined>, stats: StatsTarget): Promise<Facts> {
   const sysctl = {} as Record<SysctlName, string | null>;
   for (const name of SYSCTLS) sysctl[name] = readText(`/proc/sys/${name.replaceAll(".", "/")}`)?.trim() ?? null;
   const tw = /^TCP:.*\btw (\d+)/m.exec(readText("/proc/net/sockstat") ?? "");
@@ -232,8 +232,8 @@ export async function gatherFacts(env: Record<string, string | undefined>, stats
   const settingProblems = loadServiceSettings(services, env).problems;
   const workerNofile: Facts["workerNofile"] = [];
   try {
-    const stats = await fetchStats(statsPort, 1500);
-    for (const w of stats.workers) {
+    const doc = await fetchStats(stats, 1500);
+    for (const w of doc.workers) {
       const limits = w.pid === null ? null : readLimits(w.pid);
       if (w.pid !== null && limits) workerNofile.push({ index: w.index, pid: w.pid, limits });
     }
@@ -310,7 +310,7 @@ export async function doctorCommand(argv: string[], io: CommandIo): Promise<numb
   }
   const connections = values.connections === undefined ? 10_000 : Number(values.connections);
   if (!Number.isInteger(connections) || connections < 1 || connections > 10_000_000) throw new UsageError(`--connections ${JSON.stringify(values.connections)}: expected a whole number from 1 to 10000000`);
-  const facts = await gatherFacts(io.env, resolveStatsPort(values["stats-port"], io.env));
+  const facts = await gatherFacts(io.env, resolveStatsTarget(values["stats-port"], io.env));
   const opts = { connections };
   const checks = evaluate(facts, opts);
   const warn = checks.some((c) => c.status === "WARN");

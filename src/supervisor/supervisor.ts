@@ -14,6 +14,8 @@ import type { Logger } from "../services/types.ts";
 import type { FromWorker, ToWorker } from "../worker/ipc.ts";
 import type { WorkerStats } from "../worker/stats.ts";
 import { readForwardFile, SNAPSHOT_ENV, writeSnapshot } from "./forward-table.ts";
+import { BUILD_INFO } from "../ops/build-info.ts";
+import { cpuSeconds } from "../ops/process-stats.ts";
 import { startStatsServer } from "./stats-server.ts";
 
 const WORKER_ENTRY = new URL("../worker/worker.ts", import.meta.url).pathname;
@@ -37,10 +39,40 @@ interface Slot {
   carried: { requests: number; hopsIn: number; hopsOut: number };
   last: WorkerStats | null;
   readyWaiters: Array<(ok: boolean) => void>;
+  /** Why the latest process of this index could not start (its "fatal" message), if it said. */
+  fatal: string | null;
+}
+
+/** The latest rolling reload, for `qdp reload --wait` and /stats. */
+export interface ReloadReport {
+  /** 1-based sequence number of reloads asked for (SIGHUP or `qdp reload`). */
+  seq: number;
+  state: "running" | "done" | "failed";
+  startedAt: number;
+  finishedAt: number | null;
+  /** Why it failed: the replacement's own message when it gave one. */
+  error: string | null;
 }
 
 export interface ClusterStats {
-  supervisor: { pid: number; uptimeSec: number; reloads: number; host: string; port: number; statsPort: number; workers: number; directPortBase: number | null };
+  supervisor: {
+    pid: number;
+    uptimeSec: number;
+    reloads: number;
+    /** Reloads that stopped because a replacement could not start. */
+    reloadFailures: number;
+    lastReload: ReloadReport | null;
+    host: string;
+    port: number;
+    statsPort: number;
+    workers: number;
+    directPortBase: number | null;
+    version: string;
+    bun: string;
+    /** The supervisor's own CPU seconds and resident memory. */
+    cpuSeconds: number;
+    rssBytes: number;
+  };
   workers: Array<
     { index: number; pid: number | null; state: string; requests: number; hopsIn: number; hopsOut: number; inflight: number; rssBytes: number; restarts: number } & Partial<
       Omit<WorkerStats, "index" | "pid" | "state" | "requests" | "hopsIn" | "hopsOut" | "inflight" | "rssBytes">
@@ -61,6 +93,9 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
   const forwardSnapshot = opts.forwardText === undefined ? undefined : writeSnapshot(config.runtimeDir, opts.forwardText);
   let genCounter = 0;
   let reloads = 0;
+  let reloadFailures = 0;
+  let reloadSeq = 0;
+  let lastReload: ReloadReport | null = null;
   let stopping = false;
   let reloading: Promise<void> | null = null;
   let reloadAgain = false;
@@ -81,6 +116,7 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
     carried: { requests: 0, hopsIn: 0, hopsOut: 0 },
     last: null,
     readyWaiters: [],
+    fatal: null,
   }));
 
   function tell(p: Proc | null, m: ToWorker): void {
@@ -161,6 +197,7 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
         stats.get(m.id)?.(m.stats);
         break;
       case "fatal":
+        slot.fatal = m.message;
         log.error("worker failed to start", { index: slot.index, message: m.message });
         break;
     }
@@ -218,6 +255,14 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
 
   /** SIGHUP: replace each index in turn; never fewer than N-1 serving. */
   async function reload(): Promise<void> {
+    const report: ReloadReport = { seq: ++reloadSeq, state: "running", startedAt: Date.now(), finishedAt: null, error: null };
+    lastReload = report;
+    const finish = (state: "done" | "failed", error: string | null = null) => {
+      report.state = state;
+      report.error = error;
+      report.finishedAt = Date.now();
+      if (state === "failed") reloadFailures++;
+    };
     if (config.forwardFile !== undefined) {
       // A forward file that does not pass changes nothing: no worker is replaced (see forward-table.ts).
       try {
@@ -227,10 +272,11 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
       } catch (err) {
         const problems = err instanceof ConfigError ? err.problems : [(err as Error).message];
         log.error("reload refused: QDP_FORWARD_FILE does not pass its checks; the workers keep the previous table", { file: config.forwardFile, problems });
+        finish("failed", `QDP_FORWARD_FILE (${config.forwardFile}) does not pass its checks: ${problems.join("; ")}`);
         return;
       }
     }
-    log.info("rolling reload started");
+    log.info("rolling reload started", { seq: report.seq });
     for (const s of slots) tell(s.proc, { type: "reload-keys" });
     for (const slot of slots) {
       if (stopping) return;
@@ -239,11 +285,15 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
         log.warn("skipping a worker that is not ready during reload", { index: slot.index });
         continue;
       }
+      slot.fatal = null;
+      const readyWithinMs = Math.max(30_000, config.graceMs);
       const next = spawn(slot, true);
-      const ok = await waitReady(slot, Math.max(30_000, config.graceMs));
+      const ok = await waitReady(slot, readyWithinMs);
       if (!ok) {
-        log.error("replacement did not become ready; keeping the old worker and stopping this reload", { index: slot.index });
+        const why = slot.fatal ?? (next.exitCode !== null || next.signalCode !== null ? `it exited (${next.signalCode ?? `code ${next.exitCode}`})` : `not ready within ${readyWithinMs / 1000} s`);
+        log.error("reload failed: the replacement worker could not start; the old worker keeps serving and the remaining indices were not reloaded", { index: slot.index, seq: report.seq, reason: why });
         next.kill("SIGKILL");
+        finish("failed", `worker ${slot.index}'s replacement could not start: ${why}`);
         return;
       }
       // The replacement is now the index's process (see "ready"); the old one hands off and exits.
@@ -254,7 +304,8 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
       }
     }
     reloads++;
-    log.info("rolling reload finished", { reloads });
+    finish("done");
+    log.info("rolling reload finished", { reloads, seq: report.seq });
   }
 
   function requestReload(): void {
@@ -264,7 +315,15 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
       return;
     }
     reloading = reload()
-      .catch((err) => log.error("reload failed", { err }))
+      .catch((err) => {
+        log.error("reload failed", { err });
+        if (lastReload?.state === "running") {
+          lastReload.state = "failed";
+          lastReload.error = (err as Error).message;
+          lastReload.finishedAt = Date.now();
+          reloadFailures++;
+        }
+      })
       .finally(() => {
         reloading = null;
         if (reloadAgain) {
@@ -296,6 +355,12 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
         pid: process.pid,
         uptimeSec: Math.round((Date.now() - started) / 1000),
         reloads,
+        reloadFailures,
+        lastReload,
+        version: BUILD_INFO.version,
+        bun: BUILD_INFO.bun,
+        cpuSeconds: cpuSeconds(),
+        rssBytes: process.memoryUsage.rss(),
         host: config.host,
         port: config.port,
         statsPort: config.statsPort,
@@ -339,7 +404,7 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
     log.info("supervisor stopped");
   }
 
-  const statsServer = startStatsServer(config.statsPort, collect, log);
+  const statsServer = startStatsServer({ host: config.statsHost, port: config.statsPort, token: config.statsToken }, collect, log);
   config.statsPort = statsServer.port!;
 
   for (const slot of slots) spawn(slot, false);

@@ -14,14 +14,17 @@ import { outboxTotals } from "../affinity/outbox.ts";
 import { Router } from "../affinity/router.ts";
 import { SessionStore } from "../affinity/sessions.ts";
 import { createAllowList } from "../core/cidr.ts";
-import { ConfigError, configSource, loadConfig } from "../core/config.ts";
+import { ConfigError, configSource, loadConfig, type Config } from "../core/config.ts";
 import { loadKeyRing, type KeyRing } from "../core/keys.ts";
 import { createReplayCache } from "../core/replay-cache.ts";
 import { createReplayFence, fenceFromMarks, guardReplay } from "../core/replay-fence.ts";
 import { createEdgeApp } from "../edge/app.ts";
 import { startPublicServer } from "../edge/public-server.ts";
 import type { EdgeCounters } from "../edge/call-handler.ts";
+import { CallDurations } from "../ops/call-durations.ts";
+import { createLogLimiter } from "../ops/log-limiter.ts";
 import { createLogger, flushLogs } from "../ops/logger.ts";
+import { cpuSeconds, monitorEventLoopLag, openFds } from "../ops/process-stats.ts";
 import { ALL_SERVICES, buildRegistry } from "../services/index.ts";
 import type { Registry } from "../services/registry.ts";
 import { loadServiceSettings, settingNames } from "../services/settings.ts";
@@ -40,11 +43,30 @@ const takesOver = process.env.QDP_WORKER_HANDOFF === "1";
 // The secret is for this process only: keep it out of anything that might print the env.
 delete process.env.QDP_CLUSTER_SECRET;
 
-const configText = process.env.QDP_CONFIG ? readFileSync(process.env.QDP_CONFIG, "utf8") : undefined;
-const serviceKeys = settingNames(ALL_SERVICES);
-const config = loadConfig(process.env, availableParallelism(), configText, serviceKeys);
-const log = createLogger(config.logLevel, { worker: index, pid: process.pid });
 const send = (m: FromWorker) => process.send?.(m);
+
+/**
+ * The configuration, read again by every worker (a rolling reload re-reads QDP_CONFIG). A bad
+ * one — say the file was edited before a reload — is one JSON line and a "fatal" message to the
+ * supervisor, which stops the reload and reports it (`qdp reload --wait` exits 1); never a stack.
+ */
+const serviceKeys = settingNames(ALL_SERVICES);
+async function readConfig(): Promise<{ config: Config; configText: string | undefined }> {
+  const file = process.env.QDP_CONFIG || undefined;
+  try {
+    const configText = file === undefined ? undefined : readFileSync(file, "utf8");
+    return { config: loadConfig(process.env, availableParallelism(), configText, serviceKeys, file), configText };
+  } catch (err) {
+    const message = err instanceof ConfigError ? err.message : `QDP_CONFIG: cannot read ${file}: ${(err as Error).message}`;
+    const line = { t: new Date().toISOString(), level: "error", msg: `worker cannot start: ${message}`, worker: index, pid: process.pid };
+    process.stdout.write(`${JSON.stringify(line)}\n`);
+    send({ type: "fatal", message });
+    await Bun.sleep(50); // let the IPC message leave first
+    process.exit(1);
+  }
+}
+const { config, configText } = await readConfig();
+const log = createLogger(config.logLevel, { worker: index, pid: process.pid });
 
 let state: WorkerStats["state"] = "starting";
 const startedAt = Date.now();
@@ -212,6 +234,13 @@ const hopServer = startHopServer({ path: hopPath, secret, index, gen, log, handl
 
 // ---- edge ----
 let draining = false;
+const durations = new CallDurations();
+const warnLimiter = createLogLimiter();
+// Lines held back by the limiter are reported as one summary per reason when their window ends.
+setInterval(() => {
+  for (const { key, suppressed } of warnLimiter.drain(Date.now())) log.warn("similar lines suppressed", { key, suppressed, windowS: 10 });
+}, 10_000).unref();
+const loopLag = monitorEventLoopLag();
 const allow = config.allowCidrs.trim() === "" ? null : createAllowList(config.allowCidrs);
 const edgeDeps = {
   index,
@@ -223,7 +252,9 @@ const edgeDeps = {
   counters,
   draining: () => draining,
   log,
-  accessLog: config.logLevel === "debug",
+  accessLog: config.accessLog,
+  durations,
+  warnLimiter,
   signing: keys !== null,
   durableSessions: config.sessionStore === "redis",
   clusterReady: () => peersUp() === config.workers - 1,
@@ -377,5 +408,9 @@ function collectStats(): WorkerStats {
     clientAborts: counters.clientAborts,
     connections: server.connections + (direct?.connections ?? 0),
     upstream,
+    cpuSeconds: cpuSeconds(),
+    openFds: openFds(),
+    eventLoopLagSeconds: loopLag.worstSeconds(),
+    durations: durations.toJSON(),
   };
 }
