@@ -161,6 +161,8 @@ describe("doctor", () => {
     configProblems: [],
     settings: [],
     settingProblems: [],
+    tls: null,
+    now: new Date("2026-11-27T00:00:00Z"),
   };
 
   test("a tuned box is all OK", () => {
@@ -184,6 +186,16 @@ describe("doctor", () => {
     expect(checks.get("ulimit -n")!.fix.other).toContain("systemd unit, [Service]: LimitNOFILE=65536");
     expect(checks.get("CPUs vs QDP_WORKERS")!.status).toBe("WARN");
     expect(checks.get("QDP_HOST and keys")!.status).toBe("WARN");
+  });
+
+  test("a TLS certificate close to expiry, expired or unreadable is a WARN; a fresh one is OK", () => {
+    const check = (tls: Facts["tls"]) => evaluate({ ...good, tls }, { connections: 10_000 }).find((c) => c.id === "TLS certificate")!;
+    const cert = (days: number) => ({ path: "/etc/qdp/cert.pem", subject: "CN=qdp", error: null, notAfter: new Date(good.now.getTime() + days * 86_400_000) });
+    expect(check(cert(90)).status).toBe("OK");
+    expect(check(cert(10))).toMatchObject({ status: "WARN", message: expect.stringContaining("expires in 10 days") });
+    expect(check(cert(-1))).toMatchObject({ status: "WARN", message: expect.stringContaining("EXPIRED") });
+    expect(check({ path: "/x.pem", subject: "", error: "bad PEM", notAfter: null })).toMatchObject({ status: "WARN", value: "/x.pem: unreadable" });
+    expect(evaluate(good, { connections: 10_000 }).find((c) => c.id === "TLS certificate")).toBeUndefined();
   });
 
   test("listen ports inside the ephemeral range are flagged", () => {

@@ -271,14 +271,33 @@ function peersUp(): number {
 // The public port (and the direct port) speak HTTP/1.1 through our own transport; Elysia answers
 // everything but the two call routes (edge/public-server.ts says why).
 const app = createEdgeApp(edgeDeps);
-const listen = (port: number) => startPublicServer({ hostname: config.host, port, deps: edgeDeps, limits: config, app });
-const server = listen(config.port);
+// TLS on the public port: the files are read here, at every worker start, so a rolling reload
+// (SIGHUP) serves renewed certificates — each replacement reads them anew, and one that cannot
+// read them stops the reload while the old workers keep serving. The direct ports stay plain
+// HTTP: they are for a front proxy on the same host (see README, TLS).
+let tls: { cert: string; key: string } | undefined;
+if (config.tlsCert !== undefined && config.tlsKey !== undefined) {
+  try {
+    tls = { cert: readFileSync(config.tlsCert, "utf8"), key: readFileSync(config.tlsKey, "utf8") };
+  } catch (err) {
+    await fatal(`cannot read the TLS certificate or key (QDP_TLS_CERT=${config.tlsCert}, QDP_TLS_KEY=${config.tlsKey}): ${(err as Error).message}`);
+  }
+}
+const listen = (port: number, secure?: { cert: string; key: string }) =>
+  startPublicServer({ hostname: config.host, port, deps: edgeDeps, limits: config, app, ...(secure === undefined ? {} : { tls: secure }) });
+let server: ReturnType<typeof listen>;
+try {
+  server = listen(config.port, tls);
+} catch (err) {
+  // A certificate Bun refuses (not PEM, key not matching) fails here: one line, no stack.
+  server = await fatal(`cannot listen on ${config.host}:${config.port}${tls ? " with TLS" : ""}: ${(err as Error).message}`);
+}
 setListenBacklog(server.port, config.backlog, log);
 const direct = config.directPortBase === undefined ? null : listen(config.directPortBase + index);
 if (direct) setListenBacklog(direct.port, config.backlog, log);
 
 if (state === "starting") state = "ready";
-log.info("worker listening", { port: server.port, direct: direct?.port, hop: hopPath, gen, takesOver });
+log.info("worker listening", { port: server.port, tls: tls !== undefined, direct: direct?.port, hop: hopPath, gen, takesOver });
 send({ type: "ready", index, gen, hopPath });
 
 // ---- sweeps ----
