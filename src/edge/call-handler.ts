@@ -17,6 +17,7 @@ import { parseFuncNo, type Registry } from "../services/registry.ts";
 import type { Logger } from "../services/types.ts";
 import type { CallDurations } from "../ops/call-durations.ts";
 import type { LogLimiter } from "../ops/log-limiter.ts";
+import type { AccessEntry } from "../ops/logger.ts";
 import { authFailureOf } from "../core/signing.ts";
 import { errorReply, okReply, requestIdOf, type Reply, type ResponseMeta } from "./responses.ts";
 
@@ -43,10 +44,10 @@ export interface CallHandlerDeps {
   draining: () => boolean;
   log: Logger;
   /**
-   * The access log (QDP_ACCESS_LOG): the share of calls written at info, one JSON line each
-   * (0 = off, 1 = every call, between = a random sample). Default 0.
+   * The access log (QDP_ACCESS_LOG): `share` of the calls (0 = none, 1 = every call, between = a
+   * random sample) is written at info by `write`, one JSON line each. Default: none.
    */
-  accessLog?: number;
+  accessLog?: { share: number; write: (e: AccessEntry) => void };
   /** Call durations by function and outcome, for `qdp_request_duration_seconds`. */
   durations?: CallDurations;
   /** Limits repeated warn lines (401s, upstream errors, timeouts); without one they are not written. */
@@ -122,9 +123,9 @@ export function createCallHandler(d: CallHandlerDeps) {
   function done(res: Reply, rec: CallRecord, meta: ResponseMeta, started: number, code: string): Reply {
     const seconds = (performance.now() - started) / 1000;
     d.durations?.observe(rec.funcNo === null ? "unknown" : String(rec.funcNo), code, seconds);
-    const share = d.accessLog ?? 0;
-    if (share > 0 && (share >= 1 || Math.random() < share)) {
-      d.log.info("call", {
+    const access = d.accessLog;
+    if (access !== undefined && access.share > 0 && (access.share >= 1 || Math.random() < access.share)) {
+      const e: AccessEntry = {
         requestId: meta.requestId,
         func: rec.funcNo,
         name: rec.name,
@@ -137,8 +138,9 @@ export function createCallHandler(d: CallHandlerDeps) {
         ip: rec.ip,
         keyId: rec.keyId,
         route: rec.route,
-        ...(share < 1 ? { sample: share } : {}),
-      });
+      };
+      if (access.share < 1) e.sample = access.share;
+      access.write(e);
     }
     return res;
   }

@@ -23,7 +23,7 @@ import { startPublicServer } from "../edge/public-server.ts";
 import type { EdgeCounters } from "../edge/call-handler.ts";
 import { CallDurations } from "../ops/call-durations.ts";
 import { createLogLimiter } from "../ops/log-limiter.ts";
-import { createLogger, flushLogs } from "../ops/logger.ts";
+import { createAccessWriter, createLogger, flushLogs } from "../ops/logger.ts";
 import { cpuSeconds, monitorEventLoopLag, openFds } from "../ops/process-stats.ts";
 import { ALL_SERVICES, buildRegistry } from "../services/index.ts";
 import type { Registry } from "../services/registry.ts";
@@ -252,7 +252,7 @@ const edgeDeps = {
   counters,
   draining: () => draining,
   log,
-  accessLog: config.accessLog,
+  accessLog: { share: config.accessLog, write: createAccessWriter(config.logLevel, { worker: index, pid: process.pid }) },
   durations,
   warnLimiter,
   signing: keys !== null,
