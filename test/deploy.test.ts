@@ -38,6 +38,8 @@ test("the unit carries the doctor's limits, a waiting rolling reload, a graceful
     root: false,
     config: loadConfig({}, 2),
     configProblems: [],
+    settings: [],
+    settingProblems: [],
     tls: null,
     now: new Date(),
   };

@@ -166,10 +166,13 @@ describe("a signed cluster with a stats token", () => {
   });
 
   test("qdp top prints frames with every worker and the functions called", async () => {
+    // Calls keep coming for as long as top samples, so every frame sees some.
+    let running = true;
     const load = (async () => {
-      for (let i = 0; i < 40; i++) await signed(cluster.url, "/api/1000", "{}", `top-${i}`);
+      for (let i = 0; running; i++) await signed(cluster.url, "/api/1000", "{}", `top-${i}`);
     })();
     const r = await qdp(["top", "--interval", "0.3", "--count", "2"], { QDP_STATS_PORT: String(cluster.statsPort), QDP_STATS_TOKEN: TOKEN });
+    running = false;
     await load;
     expect(r.code).toBe(0);
     const frames = r.stdout.split(/\n(?=qdp top — )/);
