@@ -85,6 +85,8 @@ describe("a signed cluster with a stats token", () => {
     const warn = lines(cluster, (l) => l.level === "warn" && String(l.msg).includes("unknown QDP_* environment variable"));
     expect(warn.length).toBe(1);
     expect(warn[0].msg).toContain("QDP_PROT (did you mean QDP_PORT?)");
+    // Variables the services declare (QDP_UPSTREAM_A/B, set here) are known, not typos.
+    expect(warn[0].unknown).toEqual(["QDP_PROT"]);
   });
 
   test("every call gets one access line at info: request id, function, user, status, code, ms, edge, owner, address, key id", async () => {
