@@ -10,11 +10,16 @@ import { doctorCommand } from "./ops/doctor.ts";
 import { nginxConfCommand } from "./ops/nginx-conf.ts";
 import { signCommand } from "./ops/sign-command.ts";
 import { statusCommand } from "./ops/status.ts";
+import { topCommand } from "./ops/top.ts";
 
-export const USAGE = `Usage: bun run qdp <command> [options]
+export const USAGE = `Usage: qdp <command> [options]
+  npm run qdp -- <command> [options]    (works right after npm install, no bun on the PATH needed)
+  npm run status | reload | stop | top | doctor [-- options]
+  bun run qdp <command> [options]       (with bun on the PATH)
 
 Commands:
   status [--json] [--interval S]        workers as a table (req/s sampled over S seconds, default 1)
+  top [--interval S] [--count N]        live view of workers and functions, refreshed every S seconds (default 2)
   reload [--wait] [--timeout S]         rolling reload (SIGHUP to the supervisor); --wait prints the new pids
   stop [--wait] [--timeout S]           graceful stop (SIGTERM); --wait until the supervisor has exited
   doctor [--json] [--connections N]     check kernel settings and limits; exit 1 on any WARN
@@ -23,13 +28,14 @@ Commands:
   sign --key-id ID --target PATH [...]  sign one call (bun run qdp sign --help)
   help                                  this text
 
-status, reload, stop and doctor find the server on 127.0.0.1:<stats port>:
---stats-port N, else QDP_STATS_PORT, else 9191.
+status, top, reload, stop and doctor find the server on QDP_STATS_HOST (default 127.0.0.1) at
+--stats-port N, else QDP_STATS_PORT, else 9191, and send QDP_STATS_TOKEN when it is set.
 
-Exit status: 0 ok, 1 failed (no server, doctor WARN, wait timed out), 2 bad usage.`;
+Exit status: 0 ok, 1 failed (no server, doctor WARN, reload failed or wait timed out), 2 bad usage.`;
 
 const COMMANDS: Record<string, (argv: string[], io: CommandIo) => Promise<number>> = {
   status: statusCommand,
+  top: topCommand,
   reload: reloadCommand,
   stop: stopCommand,
   doctor: doctorCommand,
@@ -40,7 +46,12 @@ const COMMANDS: Record<string, (argv: string[], io: CommandIo) => Promise<number
 /** Runs one command line; returns the exit status. */
 export async function runCli(argv: string[], io: CommandIo = defaultIo()): Promise<number> {
   const [name, ...rest] = argv;
-  if (name === undefined || name === "help" || name === "--help" || name === "-h") {
+  // Asking for help is a success; running with no command is a usage mistake.
+  if (name === "help" || name === "--help" || name === "-h") {
+    io.out(`${USAGE}\n`);
+    return 0;
+  }
+  if (name === undefined) {
     io.err(`${USAGE}\n`);
     return 2;
   }
@@ -53,7 +64,7 @@ export async function runCli(argv: string[], io: CommandIo = defaultIo()): Promi
     return await command(rest, io);
   } catch (err) {
     if (err instanceof UsageError) {
-      io.err(`qdp ${name}: ${err.message}\n(bun run qdp help for usage)\n`);
+      io.err(`qdp ${name}: ${err.message}\n(qdp help for usage)\n`);
       return 2;
     }
     if (err instanceof NoServerError) {

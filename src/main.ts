@@ -6,7 +6,8 @@
  */
 import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
-import { ConfigError, configSource, defaultRuntimeDir, loadConfig, type Config } from "./core/config.ts";
+import { CONFIG_VARIABLES, ConfigError, configSource, defaultRuntimeDir, isLoopbackHost, loadConfig, type Config } from "./core/config.ts";
+import { describeUnknown, unknownVariables } from "./core/config-names.ts";
 import { ALL_SERVICES, buildRegistry } from "./services/index.ts";
 import { loadServiceSettings, settingNames } from "./services/settings.ts";
 import { describeKeys, loadKeyRing } from "./core/keys.ts";
@@ -23,9 +24,7 @@ function fail(message: string): never {
   process.exit(2);
 }
 
-export function isLoopback(host: string): boolean {
-  return host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
-}
+export const isLoopback = isLoopbackHost;
 
 /** Port 0 means "any free port"; all workers must share one, so pick it here. */
 function freePort(host: string): number {
@@ -36,6 +35,7 @@ function freePort(host: string): number {
 }
 
 let config: Config;
+const serviceKeys = settingNames(ALL_SERVICES);
 try {
   const file = process.env.QDP_CONFIG;
   let text: string | undefined;
@@ -46,8 +46,7 @@ try {
       fail(`QDP_CONFIG: cannot read ${file}: ${(err as Error).message}`);
     }
   }
-  const serviceKeys = settingNames(ALL_SERVICES);
-  config = loadConfig(process.env, availableParallelism(), text, serviceKeys);
+  config = loadConfig(process.env, availableParallelism(), text, serviceKeys, file || undefined);
   // The services' own settings are checked here too, so a bad one stops start-up (exit 2)
   // instead of leaving every worker failing to start.
   const services = buildRegistry({ demo: config.demoServices }).list().map((s) => s.def);
@@ -59,6 +58,14 @@ try {
 }
 
 const log = createLogger(config.logLevel, { role: "supervisor", pid: process.pid });
+// A typo in a variable name (QDP_PROT) would otherwise be silently ignored, as would a variable
+// from .env that this version no longer reads.
+const unknown = unknownVariables(process.env, [...CONFIG_VARIABLES, ...serviceKeys]);
+if (unknown.length > 0) {
+  log.warn(`unknown QDP_* environment variable${unknown.length > 1 ? "s" : ""} ignored: ${unknown.map(describeUnknown).join(", ")}`, {
+    unknown: unknown.map((u) => u.name),
+  });
+}
 let keyIds: string[];
 try {
   keyIds = describeKeys(loadKeyRing({ QDP_UAP_KEYS: config.uapKeys, QDP_UAP_KEYS_FILE: config.uapKeysFile }, (p) => readFileSync(p, "utf8")).ring);

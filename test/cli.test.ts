@@ -107,11 +107,17 @@ test("nothing on the stats port: a clear error and exit 1", async () => {
   }
 });
 
-test("help, no command and an unknown command print the usage and exit 2", async () => {
-  for (const args of [["help"], [], ["frobnicate"]]) {
+test("help prints the usage and exits 0; no command or an unknown one exits 2", async () => {
+  for (const args of [["help"], ["--help"]]) {
+    const r = await qdp(args);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("Usage: qdp <command>");
+    expect(r.stdout).toContain("npm run qdp -- <command>");
+  }
+  for (const args of [[], ["frobnicate"]]) {
     const r = await qdp(args);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain("Usage: bun run qdp <command>");
+    expect(r.stderr).toContain("Usage: qdp <command>");
   }
   const bad = await qdp(["status", "--bogus"]);
   expect(bad.code).toBe(2);
@@ -157,6 +163,8 @@ describe("doctor", () => {
     configProblems: [],
     settings: [],
     settingProblems: [],
+    tls: null,
+    now: new Date("2026-11-27T00:00:00Z"),
   };
 
   test("a tuned box is all OK", () => {
@@ -180,6 +188,16 @@ describe("doctor", () => {
     expect(checks.get("ulimit -n")!.fix.other).toContain("systemd unit, [Service]: LimitNOFILE=65536");
     expect(checks.get("CPUs vs QDP_WORKERS")!.status).toBe("WARN");
     expect(checks.get("QDP_HOST and keys")!.status).toBe("WARN");
+  });
+
+  test("a TLS certificate close to expiry, expired or unreadable is a WARN; a fresh one is OK", () => {
+    const check = (tls: Facts["tls"]) => evaluate({ ...good, tls }, { connections: 10_000 }).find((c) => c.id === "TLS certificate")!;
+    const cert = (days: number) => ({ path: "/etc/qdp/cert.pem", subject: "CN=qdp", error: null, notAfter: new Date(good.now.getTime() + days * 86_400_000) });
+    expect(check(cert(90)).status).toBe("OK");
+    expect(check(cert(10))).toMatchObject({ status: "WARN", message: expect.stringContaining("expires in 10 days") });
+    expect(check(cert(-1))).toMatchObject({ status: "WARN", message: expect.stringContaining("EXPIRED") });
+    expect(check({ path: "/x.pem", subject: "", error: "bad PEM", notAfter: null })).toMatchObject({ status: "WARN", value: "/x.pem: unreadable" });
+    expect(evaluate(good, { connections: 10_000 }).find((c) => c.id === "TLS certificate")).toBeUndefined();
   });
 
   test("listen ports inside the ephemeral range are flagged", () => {

@@ -193,9 +193,10 @@ test("logs are JSON lines carrying the worker index and the request id", async (
         .map((l) => JSON.parse(l))
         .find((j) => j.requestId === "trace-42");
     }
-    expect(line).toMatchObject({ level: "debug", msg: "call", requestId: "trace-42", path: "/api/1000", status: 200 });
+    // The access line (at info since QDP_ACCESS_LOG; it was a debug line before).
+    expect(line).toMatchObject({ level: "info", msg: "call", requestId: "trace-42", route: "api", func: 1000, status: 200 });
     expect(line.worker).toBe(Number(r.headers.get("x-qdp-edge")));
-    expect(line.ran).toBe(Number(r.headers.get("x-qdp-worker")));
+    expect(line.owner).toBe(Number(r.headers.get("x-qdp-worker")));
     expect(typeof line.t).toBe("string");
     // Every line of every process parses as JSON.
     for (const l of c.output().split("\n").filter((x) => x.trim() !== "")) expect(() => JSON.parse(l)).not.toThrow();

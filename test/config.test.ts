@@ -8,6 +8,8 @@ import { describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { CONFIG_VARIABLES, ConfigError, loadConfig, redactUrl } from "../src/core/config.ts";
+import { closestName, unknownVariables } from "../src/core/config-names.ts";
+import { findJsonSyntaxError } from "../src/core/json-position.ts";
 
 /** The problems a configuration is refused with ([] if it is accepted). */
 function problems(env: Record<string, string | undefined>, fileText?: string): string[] {
@@ -220,5 +222,68 @@ describe("documentation", () => {
     const text = readFileSync(path, "utf8");
     const missing = [...CONFIG_VARIABLES, ...settingNames(ALL_SERVICES)].filter((v) => !new RegExp(`\\b${v}\\b`).test(text));
     expect(missing).toEqual([]);
+  });
+});
+
+describe("operator settings", () => {
+  test("QDP_ACCESS_LOG is every call by default, 0 for none, or a sampling fraction", () => {
+    expect(loadConfig({}, 1).accessLog).toBe(1);
+    expect(loadConfig({ QDP_ACCESS_LOG: "0" }, 1).accessLog).toBe(0);
+    expect(loadConfig({ QDP_ACCESS_LOG: "off" }, 1).accessLog).toBe(0);
+    expect(loadConfig({ QDP_ACCESS_LOG: "0.05" }, 1).accessLog).toBe(0.05);
+    for (const v of ["2", "-0.1", "half", "1.5"]) expect(problems({ QDP_ACCESS_LOG: v })).toEqual([expect.stringContaining("QDP_ACCESS_LOG")]);
+  });
+
+  test("a non-loopback stats host needs a token, and the token is never shown", () => {
+    expect(loadConfig({}, 1)).toMatchObject({ statsHost: "127.0.0.1", statsToken: undefined });
+    expect(problems({ QDP_STATS_HOST: "0.0.0.0" })).toEqual([expect.stringContaining("needs QDP_STATS_TOKEN")]);
+    expect(loadConfig({ QDP_STATS_HOST: "0.0.0.0", QDP_STATS_TOKEN: "a-long-enough-token-123" }, 1).statsHost).toBe("0.0.0.0");
+    const short = problems({ QDP_STATS_TOKEN: "short secret" });
+    expect(short).toEqual([expect.stringContaining("QDP_STATS_TOKEN")]);
+    expect(short.join()).not.toContain("short secret");
+  });
+
+  test("TLS needs both the certificate and the key", () => {
+    expect(problems({ QDP_TLS_CERT: "/etc/qdp/cert.pem" })).toEqual([expect.stringContaining("QDP_TLS_KEY: required with QDP_TLS_CERT")]);
+    expect(problems({ QDP_TLS_KEY: "/etc/qdp/key.pem" })).toEqual([expect.stringContaining("QDP_TLS_CERT: required with QDP_TLS_KEY")]);
+    expect(loadConfig({ QDP_TLS_CERT: "c.pem", QDP_TLS_KEY: "k.pem" }, 1)).toMatchObject({ tlsCert: "c.pem", tlsKey: "k.pem" });
+  });
+});
+
+describe("names that are not ours", () => {
+  test("unknown QDP_* variables are listed with the closest known one; internal and test variables are not", () => {
+    const env = { QDP_PROT: "1", QDP_WORKRS: "2", QDP_PORT: "8080", QDP_COMPLETELY_DIFFERENT_THING: "x", QDP_WORKER_INDEX: "0", QDP_TEST_MONGO_URL: "m", PATH: "/bin" };
+    expect(unknownVariables(env, CONFIG_VARIABLES)).toEqual([
+      { name: "QDP_COMPLETELY_DIFFERENT_THING", closest: null },
+      { name: "QDP_PROT", closest: "QDP_PORT" },
+      { name: "QDP_WORKRS", closest: "QDP_WORKERS" },
+    ]);
+    expect(closestName("QDP_LOGLEVEL", CONFIG_VARIABLES)).toBe("QDP_LOG_LEVEL");
+    expect(closestName("QDP_TLS_CRT", CONFIG_VARIABLES)).toBe("QDP_TLS_CERT");
+  });
+
+  test("every unknown key of the config file is reported at once, with the file name", () => {
+    const p = problems({}, JSON.stringify({ QDP_PROT: 1, QDP_WORKERS: 2, QDP_GRACEMS: 3, nonsense: 4 }));
+    expect(p).toHaveLength(3);
+    expect(p[0]).toContain('unknown key "QDP_PROT" (did you mean QDP_PORT?)');
+    expect(p[1]).toContain('unknown key "QDP_GRACEMS" (did you mean QDP_GRACE_MS?)');
+    expect(p[2]).toContain('unknown key "nonsense"');
+    let err: ConfigError | null = null;
+    try {
+      loadConfig({}, 1, JSON.stringify({ QDP_PROT: 1 }), [], "/etc/qdp/qdp.json");
+    } catch (e) {
+      err = e as ConfigError;
+    }
+    expect(err!.problems[0]).toStartWith("QDP_CONFIG (/etc/qdp/qdp.json): unknown key");
+  });
+
+  test("a JSON syntax error names its line and column", () => {
+    const at = (text: string) => problems({}, text)[0]!;
+    expect(at('{\n  "QDP_PORT": 9000,\n}')).toContain("line 3, column 1");
+    expect(at('{ "QDP_PORT": 9000 "QDP_WORKERS": 2 }')).toContain("line 1, column 20");
+    expect(at("{ QDP_PORT: 9000 }")).toContain("line 1, column 3: expected a key in double quotes");
+    expect(findJsonSyntaxError('{"a":[1,2,{"b":null}],"c":"\\u00e9"}')).toBeNull();
+    expect(findJsonSyntaxError("")).toMatchObject({ line: 1, column: 1 });
+    expect(findJsonSyntaxError('{"a":1} x')).toMatchObject({ line: 1, column: 9 });
   });
 });

@@ -4,6 +4,7 @@
  * a backend, which backend, and every way a backend can fail, each mapped to the contract's
  * code. The same proofs against the old stack itself (uWSGI + Flask) are in bridge-legacy.test.ts.
  */
+import SwaggerParser from "@apidevtools/swagger-parser";
 import { afterAll, afterEach, describe, expect, test } from "bun:test";
 import type { Server } from "bun";
 import { signRequest } from "../src/client/sign.ts";
@@ -167,6 +168,9 @@ describe("forwarding to two backends", () => {
     expect(doc.paths["/api/2500"]!.post.tags).toEqual(["legacy.any"]);
     // Backend addresses are internal: never in the public document.
     expect(r.text).not.toContain(a.url);
+    // Still a valid OpenAPI document with 100 forwarded operations, each allowed UPSTREAM_ERROR.
+    await SwaggerParser.validate(structuredClone(r.body));
+    expect(JSON.stringify(doc.paths["/api/2042"]!.post)).toContain("UPSTREAM_ERROR");
   });
 });
 

@@ -21,6 +21,8 @@ const STATS: ClusterStats = {
     pid: 100,
     uptimeSec: 3600,
     reloads: 2,
+    reloadFailures: 1,
+    lastReload: { seq: 3, state: "failed", startedAt: 1, finishedAt: 2, error: "bad config" },
     host: "127.0.0.1",
     port: 8080,
     statsPort: 9191,
@@ -29,6 +31,10 @@ const STATS: ClusterStats = {
     recycles: { "max-requests": 5, "max-rss": 1 },
     stuckKills: 1,
     recycleBackoffMs: 2000,
+    version: "0.1.0",
+    bun: "1.4.5",
+    cpuSeconds: 12.5,
+    rssBytes: 40_000_000,
   },
   workers: [
     {
@@ -56,6 +62,12 @@ const STATS: ClusterStats = {
       errors: { VALIDATION: 7, OWNER_UNAVAILABLE: 1 },
       hopLatency: hop0,
       upstream: { 'a.local"evil\\name': { calls: 4, errors: 1, timeouts: 2, latency: upstreamA } },
+      cpuSeconds: 3.25,
+      openFds: 42,
+      durations: [
+        { func: "1000", code: "OK", latency: histogramOf([0.0002, 0.0004]) },
+        { func: "1002", code: "UPSTREAM_ERROR", latency: histogramOf([0.5]) },
+      ],
     },
     {
       index: 1,
@@ -174,7 +186,7 @@ describe("metrics text", () => {
     // Missing optional stats are reported as 0, not left out or NaN.
     expect(value("qdp_sessions", "1")).toBe(0);
     for (const [name, f] of families) {
-      if (name.startsWith("qdp_supervisor_")) continue;
+      if (name.startsWith("qdp_supervisor_") || name === "qdp_build_info") continue;
       for (const s of f.samples) expect({ name, worker: s.labels.worker }).toEqual({ name, worker: expect.stringMatching(/^[01]$/) });
     }
   });
@@ -239,6 +251,27 @@ describe("metrics text", () => {
     expect(at("1")).toBe(6);
     expect(at("30")).toBe(6); // 45 s is beyond every finite bound
     expect(at("+Inf")).toBe(7);
+  });
+
+  test("supervisor, build and process facts", () => {
+    const one = (name: string) => families.get(name)!.samples;
+    expect(one("qdp_build_info")).toEqual([{ name: "qdp_build_info", labels: { version: "0.1.0", bun: "1.4.5" }, value: 1 }]);
+    expect(one("qdp_supervisor_reload_failures_total")[0]!.value).toBe(1);
+    expect(one("qdp_supervisor_cpu_seconds_total")[0]!.value).toBe(12.5);
+    expect(one("qdp_supervisor_rss_bytes")[0]!.value).toBe(40_000_000);
+    expect(one("qdp_process_cpu_seconds_total").find((s) => s.labels.worker === "0")!.value).toBe(3.25);
+    expect(one("qdp_process_open_fds").find((s) => s.labels.worker === "0")!.value).toBe(42);
+    expect(one("qdp_event_loop_lag_max_seconds").find((s) => s.labels.worker === "0")!.value).toBe(0.3);
+  });
+
+  test("request durations are a histogram per worker, function and code", () => {
+    const f = families.get("qdp_request_duration_seconds")!;
+    expect(f.type).toBe("histogram");
+    const counts = f.samples.filter((s) => s.name.endsWith("_count"));
+    expect(counts).toEqual([
+      { name: "qdp_request_duration_seconds_count", labels: { worker: "0", func: "1000", code: "OK" }, value: 2 },
+      { name: "qdp_request_duration_seconds_count", labels: { worker: "0", func: "1002", code: "UPSTREAM_ERROR" }, value: 1 },
+    ]);
   });
 
   test("upstream errors add timeouts, and a label value cannot break the line", () => {

@@ -6,6 +6,8 @@
  * Pure TypeScript: the caller passes the environment, the CPU count and the file's text.
  */
 import { DEFAULT_STUCK_MS } from "./watchdog.ts";
+import { closestName } from "./config-names.ts";
+import { findJsonSyntaxError } from "./json-position.ts";
 
 export interface Config {
   /** `QDP_HOST`: public bind address. Default `127.0.0.1`. */
@@ -135,6 +137,25 @@ export interface Config {
    * (e.g. while a debugger holds a worker). Default 10000; at least 500 when set.
    */
   stuckMs: number;
+  /**
+   * `QDP_ACCESS_LOG`: the share of calls written to the access log at `info`, one JSON line per
+   * call. `1` (default) every call, `0` none, a fraction like `0.1` a random sample of that share.
+   */
+  accessLog: number;
+  /**
+   * `QDP_STATS_HOST`: address of the stats server (/stats, /metrics). Default `127.0.0.1`.
+   * Anything but loopback requires `QDP_STATS_TOKEN`.
+   */
+  statsHost: string;
+  /**
+   * `QDP_STATS_TOKEN`: when set, /stats and /metrics answer only requests carrying
+   * `Authorization: Bearer <token>`. Required with a non-loopback `QDP_STATS_HOST`.
+   */
+  statsToken: string | undefined;
+  /** `QDP_TLS_CERT`: PEM certificate (chain) file; with `QDP_TLS_KEY` the public port speaks HTTPS. */
+  tlsCert: string | undefined;
+  /** `QDP_TLS_KEY`: PEM private key file of `QDP_TLS_CERT`. */
+  tlsKey: string | undefined;
 }
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
@@ -221,35 +242,46 @@ export function redactUrl(url: string): string {
  * @param fileText text of the QDP_CONFIG file, when there is one
  * @throws ConfigError listing every bad value
  */
-export function loadConfig(env: Source, cpus: number, fileText?: string, serviceKeys: readonly string[] = []): Config {
-  return readConfig(configSource(env, fileText, serviceKeys), env, cpus);
+export function loadConfig(env: Source, cpus: number, fileText?: string, serviceKeys: readonly string[] = [], fileName?: string): Config {
+  return readConfig(configSource(env, fileText, serviceKeys, fileName), env, cpus);
 }
 
 /**
  * The values the server reads: the QDP_CONFIG file's keys overlaid by the environment.
  * @param serviceKeys variables the services declare (services/settings.ts): accepted in the file too
- * @throws ConfigError for a file that is not a JSON object or holds an unknown key
+ * @param fileName the file's path, for messages
+ * @throws ConfigError for a file that is not JSON (with line and column) or not an object, or
+ *   that holds unknown keys (all of them, each with the closest known name)
  */
-export function configSource(env: Source, fileText?: string, serviceKeys: readonly string[] = []): Source {
+export function configSource(env: Source, fileText?: string, serviceKeys: readonly string[] = [], fileName?: string): Source {
   let src: Source = env;
   if (fileText !== undefined) {
+    const where = fileName === undefined ? "QDP_CONFIG" : `QDP_CONFIG (${fileName})`;
     let file: unknown;
     try {
       file = JSON.parse(fileText);
     } catch (err) {
-      throw new ConfigError([`QDP_CONFIG: the file is not valid JSON (${(err as Error).message})`]);
+      const at = findJsonSyntaxError(fileText);
+      throw new ConfigError([
+        at === null ? `${where}: the file is not valid JSON (${(err as Error).message})` : `${where}: not valid JSON at line ${at.line}, column ${at.column}: ${at.message}`,
+      ]);
     }
     if (typeof file !== "object" || file === null || Array.isArray(file)) {
-      throw new ConfigError([`QDP_CONFIG: expected a JSON object of QDP_* keys`]);
+      throw new ConfigError([`${where}: expected a JSON object of QDP_* keys`]);
     }
     const merged: Source = {};
+    const unknown: string[] = [];
+    const known: string[] = [...CONFIG_VARIABLES.filter((v) => v !== "QDP_CONFIG"), ...serviceKeys];
     for (const [k, v] of Object.entries(file)) {
       // Only the variables we read: a typo (QDP_PROT) must stop start-up, not be silently ignored.
-      if (!((CONFIG_VARIABLES as readonly string[]).includes(k) || serviceKeys.includes(k)) || k === "QDP_CONFIG") {
-        throw new ConfigError([`QDP_CONFIG: unknown key ${JSON.stringify(k)} (keys are the QDP_* variable names and the services' settings in the README)`]);
+      if (!known.includes(k)) {
+        const closest = closestName(k, known);
+        unknown.push(`${where}: unknown key ${JSON.stringify(k)}${closest ? ` (did you mean ${closest}?)` : ""}; keys are the QDP_* variable names and the services' settings in the README`);
+        continue;
       }
       merged[k] = typeof v === "string" ? v : JSON.stringify(v);
     }
+    if (unknown.length > 0) throw new ConfigError(unknown);
     src = { ...merged, ...Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== "")) };
   }
   return src;
@@ -301,12 +333,33 @@ function readConfig(src: Source, env: Source, cpus: number): Config {
     maxRequestsJitter: r.int("QDP_MAX_REQUESTS_JITTER", 0, 0, 1_000_000_000),
     maxRssBytes: r.bytes("QDP_MAX_RSS", 0, 1024 ** 4, true),
     stuckMs: r.int("QDP_STUCK_MS", DEFAULT_STUCK_MS, 0, 3_600_000),
+    accessLog: 1,
+    statsHost: r.str("QDP_STATS_HOST", "127.0.0.1"),
+    statsToken: r.optStr("QDP_STATS_TOKEN"),
+    tlsCert: r.optStr("QDP_TLS_CERT"),
+    tlsKey: r.optStr("QDP_TLS_KEY"),
   };
   if (config.stuckMs > 0 && config.stuckMs < 500) {
     r.problems.push(`QDP_STUCK_MS=${config.stuckMs}: expected 0 (no watchdog) or at least 500 (heartbeats come every 100 ms at best)`);
   }
   if (config.maxRequestsJitter > 0 && config.maxRequests === 0) {
     r.problems.push("QDP_MAX_REQUESTS_JITTER: only means something with QDP_MAX_REQUESTS set");
+  }
+  const access = r.str("QDP_ACCESS_LOG", "1");
+  if (/^(1|on|true|yes|all)$/i.test(access)) config.accessLog = 1;
+  else if (/^(0|off|false|no|none)$/i.test(access)) config.accessLog = 0;
+  else if (/^0?\.\d+$/.test(access) && Number(access) > 0 && Number(access) < 1) config.accessLog = Number(access);
+  else r.problems.push(`QDP_ACCESS_LOG=${JSON.stringify(access)}: expected 1 (every call), 0 (off) or a sampling fraction like 0.1`);
+  if (!/^[A-Za-z0-9.:_-]+$/.test(config.statsHost)) {
+    r.problems.push(`QDP_STATS_HOST=${JSON.stringify(config.statsHost)}: expected an IP address or host name`);
+  } else if (!isLoopbackHost(config.statsHost) && config.statsToken === undefined) {
+    r.problems.push(`QDP_STATS_HOST=${config.statsHost}: a non-loopback stats server needs QDP_STATS_TOKEN (a bearer token Prometheus and qdp send), else anyone who reaches it reads the cluster's stats`);
+  }
+  if (config.statsToken !== undefined && !/^[\x21-\x7e]{16,256}$/.test(config.statsToken)) {
+    r.problems.push("QDP_STATS_TOKEN: expected 16 to 256 printable ASCII characters without spaces (the value is not shown)");
+  }
+  if ((config.tlsCert === undefined) !== (config.tlsKey === undefined)) {
+    r.problems.push(`${config.tlsCert === undefined ? "QDP_TLS_CERT" : "QDP_TLS_KEY"}: required with ${config.tlsCert === undefined ? "QDP_TLS_KEY" : "QDP_TLS_CERT"} (HTTPS needs both the certificate and its key)`);
   }
   for (const a of config.workerBunArgs) {
     if (!a.startsWith("-")) r.problems.push(`QDP_WORKER_BUN_ARGS: ${JSON.stringify(a)} is not a flag (expected Bun runtime flags like --smol)`);
@@ -338,6 +391,11 @@ function readConfig(src: Source, env: Source, cpus: number): Config {
   return config;
 }
 
+/** Whether a bind address reaches this machine only. */
+export function isLoopbackHost(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
 /**
  * QDP_RUNTIME_DIR when it is not set: one directory per public port. With QDP_PORT=0 the
  * entry point picks the port first and uses that port's directory, so clusters started with
@@ -355,5 +413,6 @@ export const CONFIG_VARIABLES = [
   "QDP_UPSTREAM_TIMEOUT_MS", "QDP_MONGO_URL", "QDP_MONGO_POOL", "QDP_MONGO_W", "QDP_SESSION_MAX",
   "QDP_SESSION_TTL_S", "QDP_DIRECT_PORT_BASE", "QDP_HOP_MAX_PENDING", "QDP_NONCE_MAX", "QDP_DEMO_SERVICES",
   "QDP_LOG_LEVEL", "QDP_TUNE_SYSCTL", "QDP_WORKER_BUN_ARGS", "QDP_SESSION_STORE", "QDP_REDIS_URL", "QDP_REDIS_PREFIX",
-  "QDP_REDIS_TIMEOUT_MS", "QDP_SESSION_FRESH_MS", "QDP_FORWARD_FILE", "QDP_MAX_REQUESTS", "QDP_MAX_REQUESTS_JITTER", "QDP_MAX_RSS", "QDP_STUCK_MS",
+  "QDP_REDIS_TIMEOUT_MS", "QDP_SESSION_FRESH_MS", "QDP_FORWARD_FILE", "QDP_MAX_REQUESTS", "QDP_MAX_REQUESTS_JITTER", "QDP_MAX_RSS", "QDP_STUCK_MS", "QDP_ACCESS_LOG", "QDP_STATS_HOST", "QDP_STATS_TOKEN", "QDP_TLS_CERT",
+  "QDP_TLS_KEY",
 ] as const;

@@ -234,3 +234,19 @@ function hmacHex(secret: Uint8Array | string, s: string): string {
 function unauthenticated(reason: string): QdpError {
   return new QdpError("UNAUTHENTICATED", reason);
 }
+
+/** Why a call got 401, as a short stable word for logs and metrics (never the secret or signature). */
+export type AuthFailure = "missing_header" | "malformed_header" | "repeated_header" | "unknown_version" | "unknown_key" | "stale" | "bad_signature" | "replay" | "other";
+
+/** The reason of an UNAUTHENTICATED error, from the messages this module (and the replay check) write. */
+export function authFailureOf(message: string): AuthFailure {
+  if (message.startsWith("missing ")) return "missing_header";
+  if (message.startsWith("malformed ")) return "malformed_header";
+  if (message.includes("sent more than once")) return "repeated_header";
+  if (message.startsWith("unknown signature version")) return "unknown_version";
+  if (message.startsWith("unknown key id")) return "unknown_key";
+  if (message.includes("server time")) return "stale";
+  if (message.startsWith("bad signature")) return "bad_signature";
+  if (message.includes("(replay)")) return "replay";
+  return "other";
+}

@@ -3,12 +3,12 @@
  * anything else (unknown path, Elysia's own errors) to the contract's JSON error body.
  * `app.handle(new Request(...))` runs it in-process for tests.
  */
-import { swagger } from "@elysiajs/swagger";
 import { Elysia } from "elysia";
-import { ERROR_CATALOGUE, QdpError } from "../core/errors.ts";
-import { SIGNING_HEADERS } from "../core/signing.ts";
-import type { Registry } from "../services/registry.ts";
+import { QdpError } from "../core/errors.ts";
+import { BUILD_INFO } from "../ops/build-info.ts";
 import { createCallHandler, type CallHandlerDeps } from "./call-handler.ts";
+import { buildOpenApi } from "./openapi.ts";
+import { swaggerAsset, swaggerPage } from "./swagger-ui.ts";
 import { errorResponse, jsonResponse, requestIdOf, toResponse, type ResponseMeta } from "./responses.ts";
 
 export interface EdgeAppDeps extends CallHandlerDeps {
@@ -18,6 +18,13 @@ export interface EdgeAppDeps extends CallHandlerDeps {
   readyInfo: () => Record<string, unknown>;
   /** Whether Swagger shows the signing headers as required. */
   signing: boolean;
+  /**
+   * Cluster readiness for a load balancer (`GET /readyz/cluster`): this worker serves and every
+   * other index is up and reachable over the hop. Default: this worker's own readiness.
+   */
+  clusterReady?: () => boolean;
+  /** Sessions are stored in Redis (Swagger lists the session store's codes for stateful functions). */
+  durableSessions?: boolean;
 }
 
 export function createEdgeApp(d: EdgeAppDeps) {
@@ -29,15 +36,14 @@ export function createEdgeApp(d: EdgeAppDeps) {
     close: d.draining(),
   });
 
+  let openApiText: string | null = null;
+  const openApi = () =>
+    (openApiText ??= JSON.stringify(
+      buildOpenApi(d.registry, { signing: d.signing, allowList: d.allow !== null, durableSessions: d.durableSessions ?? false, version: BUILD_INFO.version }),
+    ));
+  const ready = () => d.ready() && !d.draining();
+
   const app = new Elysia({ name: "qdp-edge" })
-    .use(
-      swagger({
-        provider: "swagger-ui",
-        path: "/swagger",
-        exclude: ["/healthz", "/readyz", "/api/:funcNo", "/qdp"],
-        documentation: openApiInfo(d.registry, d.signing),
-      }),
-    )
     .onError(({ code, error, request }) => {
       const meta = metaOf(request);
       if (code === "NOT_FOUND") return errorResponse(new QdpError("UNKNOWN_FUNCTION", "no such path"), meta);
@@ -50,9 +56,18 @@ export function createEdgeApp(d: EdgeAppDeps) {
       return errorResponse(new QdpError("INTERNAL", "internal error"), meta);
     })
     .get("/healthz", ({ request }) => jsonResponse(200, { ok: true, worker: d.index }, metaOf(request)))
-    .get("/readyz", ({ request }) =>
-      jsonResponse(d.ready() && !d.draining() ? 200 : 503, { ready: d.ready() && !d.draining(), worker: d.index, ...d.readyInfo() }, metaOf(request)),
-    )
+    .get("/readyz", ({ request }) => jsonResponse(ready() ? 200 : 503, { ready: ready(), worker: d.index, ...d.readyInfo() }, metaOf(request)))
+    // For a load balancer in front of the host: 200 only when every index can run calls, so a
+    // host whose cluster is partly down (a crash loop, a stuck start) is taken out of rotation.
+    .get("/readyz/cluster", ({ request }) => {
+      const up = ready() && (d.clusterReady?.() ?? true);
+      return jsonResponse(up ? 200 : 503, { ready: up, worker: d.index, ...d.readyInfo() }, metaOf(request));
+    })
+    // Swagger UI and its assets come from this server (swagger-ui.ts): no CDN needed.
+    .get("/swagger", () => swaggerPage("QDP services — Swagger UI"))
+    .get("/swagger/", () => swaggerPage("QDP services — Swagger UI"))
+    .get("/swagger/json", () => new Response(openApi(), { headers: { "content-type": "application/json; charset=utf-8" } }))
+    .get("/swagger/assets/:file", ({ params, request }) => swaggerAsset(params.file) ?? errorResponse(new QdpError("UNKNOWN_FUNCTION", "no such path"), metaOf(request)))
     // The public port runs these two through edge/public-server.ts without Elysia; here they
     // serve in-process use (`app.handle`) and define the routes for Swagger.
     .post("/qdp", async ({ request, server }) => toResponse(await handleRequest(request, { kind: "envelope" }, () => server?.requestIP(request)?.address ?? null)), {
@@ -69,87 +84,4 @@ function validationDetails(error: unknown): Array<{ path: string; message: strin
   const all = (error as { all?: Array<{ path?: string; message?: string }> }).all;
   if (!Array.isArray(all)) return [];
   return all.slice(0, 20).map((e) => ({ path: e.path || "/", message: e.message ?? "invalid" }));
-}
-
-/** The OpenAPI document: one operation per function (POST /api/<funcNo>) with its schemas. */
-function openApiInfo(registry: Registry, signing: boolean) {
-  const signingParams = [
-    { name: SIGNING_HEADERS.keyId, description: "UAP key id (see README, Signing)" },
-    { name: SIGNING_HEADERS.timestamp, description: "Unix seconds; within ±300 s of server time" },
-    { name: SIGNING_HEADERS.nonce, description: "16..64 chars of [A-Za-z0-9_-], never reused within 300 s" },
-    { name: SIGNING_HEADERS.signature, description: "v1=<lowercase hex HMAC-SHA256(secret, string-to-sign)>" },
-  ].map((p) => ({ in: "header", required: signing, schema: { type: "string" }, ...p }));
-  const userParam = { in: "header", name: "X-QDP-User", schema: { type: "string", maxLength: 128 }, description: "User id set by UAP (1..128 bytes UTF-8)" };
-  const errorSchema = {
-    type: "object",
-    properties: {
-      ok: { const: false },
-      error: { type: "object", properties: { code: { enum: Object.keys(ERROR_CATALOGUE) }, message: { type: "string" }, details: {} }, required: ["code", "message"] },
-    },
-  };
-  const errors = Object.fromEntries(
-    [...new Set(Object.values(ERROR_CATALOGUE).map((e) => e.status))].map((s) => [
-      String(s),
-      {
-        description: Object.entries(ERROR_CATALOGUE)
-          .filter(([, e]) => e.status === s)
-          .map(([c]) => c)
-          .join(", "),
-        content: { "application/json": { schema: errorSchema } },
-      },
-    ]),
-  );
-  const paths: Record<string, unknown> = {};
-  for (const { def } of registry.list()) {
-    paths[`/api/${def.funcNo}`] = {
-      post: {
-        // A forwarded range shares one name over many numbers: its functions are tagged with
-        // that name, so Swagger UI lists them together under it.
-        operationId: def.forward ? `${def.name}.${def.funcNo}` : def.name,
-        summary: def.forward
-          ? `${def.funcNo} ${def.name} (forwarded: ${def.forward.range} to ${def.forward.backends} backend${def.forward.backends === 1 ? "" : "s"})`
-          : `${def.funcNo} ${def.name}${def.stateful ? " (stateful: X-QDP-User required)" : ""}`,
-        description: def.description,
-        tags: [def.forward ? def.name : def.name.split(".")[0]],
-        parameters: [{ ...userParam, required: def.stateful }, ...signingParams],
-        requestBody: { required: true, content: { "application/json": { schema: def.input, example: def.example ?? null } } },
-        responses: {
-          "200": {
-            description: "Result",
-            content: {
-              "application/json": {
-                schema: { type: "object", properties: { ok: { const: true }, funcNo: { const: def.funcNo }, data: def.output }, required: ["ok", "funcNo", "data"] },
-              },
-            },
-          },
-          ...errors,
-        },
-      },
-    };
-  }
-  paths["/qdp"] = {
-    post: {
-      operationId: "envelope",
-      summary: "Call any function by number in an envelope",
-      parameters: [userParam, ...signingParams],
-      requestBody: {
-        required: true,
-        content: {
-          "application/json": {
-            schema: {
-              type: "object",
-              required: ["funcNo"],
-              properties: { funcNo: { oneOf: [{ type: "integer" }, { type: "string", pattern: "^\\d+$" }] }, userId: { type: "string" }, data: {} },
-            },
-            example: { funcNo: 1000, userId: "u1", data: { hello: "world" } },
-          },
-        },
-      },
-      responses: { "200": { description: "Result: {ok: true, funcNo, data}" }, ...errors },
-    },
-  };
-  return {
-    info: { title: "QDP services", version: "1", description: "Functions by number. Only UAP-signed calls run (see the signing headers)." },
-    paths,
-  } as never;
 }

@@ -15,6 +15,10 @@ import { requestTarget, signatureInputOf, type SignedRequest } from "./signature
 import type { Router } from "../affinity/router.ts";
 import { parseFuncNo, type Registry } from "../services/registry.ts";
 import type { Logger } from "../services/types.ts";
+import type { CallDurations } from "../ops/call-durations.ts";
+import type { LogLimiter } from "../ops/log-limiter.ts";
+import type { AccessEntry } from "../ops/logger.ts";
+import { authFailureOf } from "../core/signing.ts";
 import { errorReply, okReply, requestIdOf, type Reply, type ResponseMeta } from "./responses.ts";
 
 export interface EdgeCounters {
@@ -39,9 +43,31 @@ export interface CallHandlerDeps {
   counters: EdgeCounters;
   draining: () => boolean;
   log: Logger;
-  /** One debug line per call (QDP_LOG_LEVEL=debug): request id, path, status, ms, edge, worker. */
-  accessLog?: boolean;
+  /**
+   * The access log (QDP_ACCESS_LOG): `share` of the calls (0 = none, 1 = every call, between = a
+   * random sample) is written at info by `write`, one JSON line each. Default: none.
+   */
+  accessLog?: { share: number; write: (e: AccessEntry) => void };
+  /** Call durations by function and outcome, for `qdp_request_duration_seconds`. */
+  durations?: CallDurations;
+  /** Limits repeated warn lines (401s, upstream errors, timeouts); without one they are not written. */
+  warnLimiter?: LogLimiter;
 }
+
+/** What the access log and the warn lines say about one call; filled in as the call is checked. */
+interface CallRecord {
+  route: "api" | "qdp";
+  funcNo: number | null;
+  name: string | null;
+  user: string | null;
+  keyId: string | null;
+  ip: string | null;
+  /** The worker the call was routed to (its user's owner, or this edge); null if it never got that far. */
+  owner: number | null;
+}
+
+/** Codes that say something went wrong that an operator should see even without the access log. */
+const WARN_CODES = new Set(["UNAUTHENTICATED", "UPSTREAM_ERROR", "TIMEOUT"]);
 
 const EMPTY = new Uint8Array(0);
 const SIGNING_HEADER_NAMES = ["x-qdp-key-id", "x-qdp-timestamp", "x-qdp-nonce", "x-qdp-signature"] as const;
@@ -70,25 +96,53 @@ export function createCallHandler(d: CallHandlerDeps) {
       requestId: requestIdOf(input.header("x-request-id"), d.index),
       close: d.draining(),
     };
+    const rec: CallRecord = { route: route.kind === "api" ? "api" : "qdp", funcNo: null, name: null, user: null, keyId: null, ip: input.clientIp, owner: null };
+    const started = performance.now();
     if (counters.inflight >= d.config.maxInflight) {
       counters.requests++;
-      return fail(new QdpError("OVERLOADED", `worker ${d.index} has ${counters.inflight} calls in flight`), meta);
+      return done(fail(new QdpError("OVERLOADED", `worker ${d.index} has ${counters.inflight} calls in flight`), meta, rec), rec, meta, started, "OVERLOADED");
     }
     counters.inflight++;
-    const started = d.accessLog ? performance.now() : 0;
-    let res: Reply | undefined;
+    let res: Reply;
+    let code = "OK";
     try {
-      const { funcNo, text } = await run(input, route, meta);
-      return (res = okReply(funcNo, text, meta));
+      const { funcNo, text } = await run(input, route, meta, rec);
+      res = okReply(funcNo, text, meta);
     } catch (err) {
-      return (res = fail(toQdpError(err), meta));
+      const e = toQdpError(err);
+      code = e.code;
+      res = fail(e, meta, rec);
     } finally {
       counters.inflight--;
       counters.requests++;
-      if (d.accessLog) {
-        d.log.debug("call", { requestId: meta.requestId, path: route.kind === "api" ? `/api/${route.funcNo}` : "/qdp", status: res?.status, ms: +(performance.now() - started).toFixed(3), edge: meta.edge, ran: meta.worker });
-      }
     }
+    return done(res, rec, meta, started, code);
+  }
+
+  /** Records the call's duration and writes its access line (when sampled). */
+  function done(res: Reply, rec: CallRecord, meta: ResponseMeta, started: number, code: string): Reply {
+    const seconds = (performance.now() - started) / 1000;
+    d.durations?.observe(rec.funcNo === null ? "unknown" : String(rec.funcNo), code, seconds);
+    const access = d.accessLog;
+    if (access !== undefined && access.share > 0 && (access.share >= 1 || Math.random() < access.share)) {
+      const e: AccessEntry = {
+        requestId: meta.requestId,
+        func: rec.funcNo,
+        name: rec.name,
+        user: rec.user,
+        status: res.status,
+        code: code === "OK" ? null : code,
+        ms: Math.round(seconds * 1e6) / 1000,
+        edge: meta.edge,
+        owner: rec.owner,
+        ip: rec.ip,
+        keyId: rec.keyId,
+        route: rec.route,
+      };
+      if (access.share < 1) e.sample = access.share;
+      access.write(e);
+    }
+    return res;
   }
 
   /**
@@ -110,13 +164,38 @@ export function createCallHandler(d: CallHandlerDeps) {
     return handleCall({ method: request.method, target: requestTarget(request), header: (n) => h.get(n), repeated: () => false, body, clientIp: clientIp() }, route);
   }
 
-  function fail(e: QdpError, meta: ResponseMeta): Reply {
+  function fail(e: QdpError, meta: ResponseMeta, rec?: CallRecord): Reply {
     counters.errors[e.code] = (counters.errors[e.code] ?? 0) + 1;
     if (e.code === "INTERNAL" && !e.logged) d.log.error("call failed", { requestId: meta.requestId, err: e.cause ?? e });
+    else if (rec !== undefined && d.warnLimiter !== undefined && WARN_CODES.has(e.code)) warn(e, meta, rec, d.warnLimiter);
     return errorReply(e, meta);
   }
 
-  async function run(input: CallInput, route: CallRoute, meta: ResponseMeta): Promise<{ funcNo: number; text: string }> {
+  /**
+   * One warn line for a 401 (with its reason), an upstream error or a timeout (with its cause),
+   * rate-limited per reason so a flood of bad calls stays a few lines (log-limiter.ts).
+   */
+  function warn(e: QdpError, meta: ResponseMeta, rec: CallRecord, limiter: LogLimiter): void {
+    const reason = e.code === "UNAUTHENTICATED" ? authFailureOf(e.message) : undefined;
+    const key = `${e.code}|${reason ?? rec.funcNo ?? ""}`;
+    const { ok, suppressed } = limiter.take(key, Date.now());
+    if (!ok) return;
+    const what = e.code === "UNAUTHENTICATED" ? "call refused: not signed by UAP" : e.code === "TIMEOUT" ? "call timed out" : "upstream error";
+    d.log.warn(what, {
+      requestId: meta.requestId,
+      code: e.code,
+      ...(reason === undefined ? {} : { reason }),
+      cause: e.message,
+      func: rec.funcNo,
+      user: rec.user,
+      keyId: rec.keyId,
+      ip: rec.ip,
+      edge: meta.edge,
+      ...(suppressed > 0 ? { suppressedBefore: suppressed } : {}),
+    });
+  }
+
+  async function run(input: CallInput, route: CallRoute, meta: ResponseMeta, rec: CallRecord): Promise<{ funcNo: number; text: string }> {
     const started = Date.now();
     let deadline = started + d.config.timeoutMs;
     if (d.allow) {
@@ -136,7 +215,9 @@ export function createCallHandler(d: CallHandlerDeps) {
     let verified: VerifiedCall | null = null;
     if (keys !== null) {
       for (const name of SIGNING_HEADER_NAMES) if (input.repeated(name)) throw new QdpError("UNAUTHENTICATED", `${name} sent more than once`);
+      // The key id is logged only once it names a configured key (an attacker's text is not).
       verified = verifyRequest(signatureInputOf(input, headerUser), keys, Math.floor(Date.now() / 1000));
+      rec.keyId = verified.keyId;
     }
 
     let data: unknown;
@@ -166,7 +247,10 @@ export function createCallHandler(d: CallHandlerDeps) {
       }
       data = e.data === undefined ? null : e.data;
     }
+    rec.user = user;
     const service = d.registry.require(funcNo);
+    rec.funcNo = funcNo;
+    rec.name = service.def.name;
     // A function's own timeout shortens the deadline; QDP_TIMEOUT_MS stays the cap.
     if (service.def.timeoutMs !== undefined) deadline = Math.min(deadline, started + service.def.timeoutMs);
     d.registry.validate(service, data);
@@ -175,6 +259,7 @@ export function createCallHandler(d: CallHandlerDeps) {
     // Replays: a call with a user is checked at its owner (before it runs there); one without
     // a user at the owner of its nonce. Either way every worker consults the same place.
     if (verified !== null && user === null) await d.router.checkNonce(verified.nonce, verified.timestamp, deadline);
+    rec.owner = user === null ? d.index : d.router.ownerOf(user);
     const result = await d.router.call(
       {
         service,

@@ -39,6 +39,11 @@ export interface Http1ServerOptions {
   bodyTimeoutMs: number;
   /** An idle keep-alive connection is closed after this long. */
   idleTimeoutMs: number;
+  /**
+   * HTTPS: PEM certificate (chain) and private key, as text. Bun terminates TLS in the socket
+   * layer, so framing, limits and timeouts below are the same with or without it.
+   */
+  tls?: { cert: string; key: string };
   /** Runs one request. Must not throw: every failure is a Reply. */
   handle(req: Http1Request): Reply | Promise<Reply>;
   /** The answer to a request that cannot be read: 400/413 framing, 408 too slow. */
@@ -119,6 +124,7 @@ export function serveHttp1(o: Http1ServerOptions): Http1Server {
     hostname: o.hostname,
     port: o.port,
     reusePort: true,
+    ...(o.tls === undefined ? {} : { tls: { cert: o.tls.cert, key: o.tls.key } }),
     socket: {
       open(socket) {
         const now = Date.now();

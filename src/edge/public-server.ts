@@ -16,6 +16,8 @@ export interface PublicServerOptions {
   port: number;
   deps: EdgeAppDeps;
   limits: Pick<Config, "bodyTimeoutMs" | "keepAliveMs">;
+  /** HTTPS certificate and key (PEM text); absent = plain HTTP. */
+  tls?: { cert: string; key: string };
   /** The Elysia app (its `handle`) for everything but the call routes. */
   app: { handle(request: Request): Promise<Response> | Response };
 }
@@ -35,6 +37,7 @@ export function startPublicServer(o: PublicServerOptions): Http1Server {
     maxBody: d.config.maxBody,
     bodyTimeoutMs: o.limits.bodyTimeoutMs,
     idleTimeoutMs: o.limits.keepAliveMs,
+    ...(o.tls === undefined ? {} : { tls: o.tls }),
     handle(req) {
       const { head } = req;
       const q = head.target.indexOf("?");

@@ -14,6 +14,8 @@ export interface CommandIo {
   out: (text: string) => void;
   err: (text: string) => void;
   env: Record<string, string | undefined>;
+  /** Whether stdout is a terminal (`qdp top` redraws in place then). */
+  tty?: boolean;
 }
 
 export function defaultIo(): CommandIo {
@@ -21,6 +23,7 @@ export function defaultIo(): CommandIo {
     out: (t) => void process.stdout.write(t),
     err: (t) => void process.stderr.write(t),
     env: process.env,
+    tty: process.stdout.isTTY === true,
   };
 }
 
@@ -42,6 +45,9 @@ export interface StatsDoc {
     recycles?: Record<string, number>;
     stuckKills?: number;
     recycleBackoffMs?: number;
+    reloadFailures?: number;
+    lastReload?: { seq: number; state: string; error: string | null } | null;
+    version?: string;
   };
   workers: Array<{
     index: number;
@@ -68,35 +74,55 @@ export interface StatsDoc {
   }>;
 }
 
+/** Where the supervisor's stats server answers, and the token it wants (QDP_STATS_TOKEN). */
+export interface StatsTarget {
+  host: string;
+  port: number;
+  token: string | undefined;
+}
+
 /**
- * The stats port to talk to: `--stats-port N`, else QDP_STATS_PORT, else the config default.
- * A bad QDP_* variable elsewhere must not stop `qdp status`, so only QDP_STATS_PORT is parsed.
+ * The stats server to talk to: port `--stats-port N`, else QDP_STATS_PORT, else the default;
+ * host QDP_STATS_HOST (a wildcard address such as 0.0.0.0 is reached on 127.0.0.1); token
+ * QDP_STATS_TOKEN. A bad QDP_* variable elsewhere must not stop `qdp status`, so only these are parsed.
  */
-export function resolveStatsPort(flag: string | undefined, env: Record<string, string | undefined>): number {
-  if (flag !== undefined) {
-    if (!/^\d+$/.test(flag) || Number(flag) < 1 || Number(flag) > 65535) throw new UsageError(`--stats-port ${JSON.stringify(flag)}: expected a port from 1 to 65535`);
-    return Number(flag);
-  }
+export function resolveStatsTarget(flag: string | undefined, env: Record<string, string | undefined>): StatsTarget {
+  let config;
   try {
-    return loadConfig({ QDP_STATS_PORT: env.QDP_STATS_PORT }, availableParallelism()).statsPort;
+    config = loadConfig({ QDP_STATS_PORT: env.QDP_STATS_PORT, QDP_STATS_HOST: env.QDP_STATS_HOST, QDP_STATS_TOKEN: env.QDP_STATS_TOKEN }, availableParallelism());
   } catch (err) {
     if (err instanceof ConfigError) throw new UsageError(err.problems.join("; "));
     throw err;
   }
+  let port = config.statsPort;
+  if (flag !== undefined) {
+    if (!/^\d+$/.test(flag) || Number(flag) < 1 || Number(flag) > 65535) throw new UsageError(`--stats-port ${JSON.stringify(flag)}: expected a port from 1 to 65535`);
+    port = Number(flag);
+  }
+  const wildcard = config.statsHost === "0.0.0.0" || config.statsHost === "::";
+  return { host: wildcard ? "127.0.0.1" : config.statsHost, port, token: config.statsToken };
 }
 
-function noServer(port: number, why: string): NoServerError {
-  return new NoServerError(`no qdp-server supervisor answers on 127.0.0.1:${port} — is it running? (set QDP_STATS_PORT or --stats-port) [${why}]`);
+function where(t: StatsTarget): string {
+  return `${t.host.includes(":") ? `[${t.host}]` : t.host}:${t.port}`;
 }
 
-/** GET /stats of the supervisor on `port`; throws NoServerError when nothing sensible answers. */
-export async function fetchStats(port: number, timeoutMs = 3000): Promise<StatsDoc> {
+function noServer(t: StatsTarget, why: string): NoServerError {
+  return new NoServerError(`no qdp-server supervisor answers on ${where(t)} — is it running? (set QDP_STATS_PORT or --stats-port) [${why}]`);
+}
+
+/** GET /stats of the supervisor at `t`; throws NoServerError when nothing sensible answers. */
+export async function fetchStats(t: StatsTarget, timeoutMs = 3000): Promise<StatsDoc> {
   let res: Response;
   try {
-    res = await fetch(`http://127.0.0.1:${port}/stats`, { signal: AbortSignal.timeout(timeoutMs) });
+    res = await fetch(`http://${where(t)}/stats`, {
+      signal: AbortSignal.timeout(timeoutMs),
+      headers: t.token === undefined ? {} : { authorization: `Bearer ${t.token}` },
+    });
   } catch (err) {
-    throw noServer(port, (err as Error).name === "TimeoutError" ? `no answer in ${timeoutMs} ms` : "connection refused");
+    throw noServer(t, (err as Error).name === "TimeoutError" ? `no answer in ${timeoutMs} ms` : "connection refused");
   }
+  if (res.status === 401) throw new NoServerError(`the stats server on ${where(t)} wants a token: set QDP_STATS_TOKEN to the server's`);
   let doc: unknown;
   try {
     doc = await res.json();
@@ -105,7 +131,7 @@ export async function fetchStats(port: number, timeoutMs = 3000): Promise<StatsD
   }
   const d = doc as StatsDoc | null;
   if (!res.ok || !d || typeof d.supervisor?.pid !== "number" || !Array.isArray(d.workers)) {
-    throw noServer(port, `HTTP ${res.status} from something that is not a qdp-server stats server`);
+    throw noServer(t, `HTTP ${res.status} from something that is not a qdp-server stats server`);
   }
   return d;
 }
@@ -159,7 +185,7 @@ function parse(argv: string[]) {
  */
 export async function reloadCommand(argv: string[], io: CommandIo): Promise<number> {
   const opts = parse(argv);
-  const port = resolveStatsPort(opts["stats-port"], io.env);
+  const port = resolveStatsTarget(opts["stats-port"], io.env);
   const timeoutMs = parseTimeout(opts.timeout, 120_000);
   const before = await fetchStats(port);
   const pid = before.supervisor.pid;
@@ -174,6 +200,12 @@ export async function reloadCommand(argv: string[], io: CommandIo): Promise<numb
       now = await fetchStats(port);
     } catch {
       continue; // a busy supervisor may miss one poll; the deadline still holds
+    }
+    const failed = (now.supervisor.reloadFailures ?? 0) > (before.supervisor.reloadFailures ?? 0);
+    if (failed) {
+      const why = now.supervisor.lastReload?.error ?? "a replacement worker could not start";
+      io.err(`reload failed after ${((Date.now() - started) / 1000).toFixed(1)} s: ${why}\nThe workers not yet replaced keep serving with the previous configuration; fix the cause and reload again.\n`);
+      return 1;
     }
     if (now.supervisor.reloads > before.supervisor.reloads) {
       io.out(`reload #${now.supervisor.reloads} finished in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
@@ -195,7 +227,7 @@ export async function reloadCommand(argv: string[], io: CommandIo): Promise<numb
  */
 export async function stopCommand(argv: string[], io: CommandIo): Promise<number> {
   const opts = parse(argv);
-  const port = resolveStatsPort(opts["stats-port"], io.env);
+  const port = resolveStatsTarget(opts["stats-port"], io.env);
   const timeoutMs = parseTimeout(opts.timeout, 60_000);
   const stats = await fetchStats(port);
   const pid = stats.supervisor.pid;

@@ -6,13 +6,14 @@
  *
  * Exit status: 0 when every check is OK, 1 when any check is WARN, 2 on bad arguments.
  */
+import { X509Certificate } from "node:crypto";
 import { buildRegistry } from "../services/index.ts";
 import { describeSettings, loadServiceSettings } from "../services/settings.ts";
 import { readFileSync } from "node:fs";
 import { availableParallelism, release } from "node:os";
 import { parseArgs } from "node:util";
 import { type Config, ConfigError, loadConfig } from "../core/config.ts";
-import { type CommandIo, fetchStats, resolveStatsPort, UsageError } from "./control.ts";
+import { type CommandIo, fetchStats, resolveStatsTarget, type StatsTarget, UsageError } from "./control.ts";
 
 export const SYSCTLS = [
   "net.core.somaxconn",
@@ -49,7 +50,14 @@ export interface Facts {
   /** The enabled services' declared settings as `describeSettings` shows them (secrets hidden). */
   settings: Array<{ service: string; env: string; value: string; description: string }>;
   settingProblems: string[];
+  /** The certificate of QDP_TLS_CERT (null without TLS): when it expires, or why it cannot be read. */
+  tls: { path: string; notAfter: Date | null; subject: string; error: string | null } | null;
+  /** When the facts were read (for the certificate's days left). */
+  now: Date;
 }
+
+/** A certificate expiring sooner than this is a WARN: time to renew and reload. */
+export const CERT_WARN_DAYS = 21;
 
 export type Status = "OK" | "WARN";
 
@@ -194,6 +202,20 @@ export function evaluate(f: Facts, opts: DoctorOptions): Check[] {
   add("QDP_HOST and keys", !exposed || keys, `QDP_HOST=${c.host}, keys ${keys ? "set" : "none"}${c.insecure ? ", QDP_INSECURE=1" : ""}`,
     !exposed ? "loopback: only this machine can call" : keys ? "non-loopback with UAP keys: only signed calls run" : c.insecure ? "non-loopback without keys and QDP_INSECURE=1: anyone who reaches the port can call" : "non-loopback without keys: the server refuses to start (set QDP_UAP_KEYS or QDP_UAP_KEYS_FILE)",
     { other: ["QDP_UAP_KEYS=keyId:secret (or QDP_UAP_KEYS_FILE), see docs/signing.md"] });
+  if (f.tls !== null) {
+    const t = f.tls;
+    const days = t.notAfter === null ? null : Math.floor((t.notAfter.getTime() - f.now.getTime()) / 86_400_000);
+    add("TLS certificate", days !== null && days >= CERT_WARN_DAYS,
+      t.notAfter === null ? `${t.path}: unreadable` : `${t.subject}, expires ${t.notAfter.toISOString().slice(0, 10)} (${days} days)`,
+      t.notAfter === null
+        ? `QDP_TLS_CERT cannot be read as a PEM certificate (${t.error}): workers would refuse to start`
+        : days! < 0
+          ? "the certificate has EXPIRED: clients refuse the connection"
+          : days! < CERT_WARN_DAYS
+            ? `expires in ${days} days (< ${CERT_WARN_DAYS}): renew it, replace the files and run a rolling reload (qdp reload) — new workers read them anew`
+            : "the public port's certificate is valid for a while",
+      { other: ["renew the certificate, write it to QDP_TLS_CERT / QDP_TLS_KEY, then `npm run reload -- --wait` (or systemctl reload qdp-server)"] });
+  }
   return checks;
 }
 
@@ -212,8 +234,17 @@ function readLimits(pid: number | "self"): Limits | null {
   return { soft: n(m[1]!), hard: n(m[2]!) };
 }
 
+function readCertificate(path: string): NonNullable<Facts["tls"]> {
+  try {
+    const cert = new X509Certificate(readFileSync(path));
+    return { path, notAfter: new Date(cert.validTo), subject: cert.subject.replace(/\n/g, ", "), error: null };
+  } catch (err) {
+    return { path, notAfter: null, subject: "", error: (err as Error).message };
+  }
+}
+
 /** Reads the facts from /proc, the environment and (if one answers) the running server. */
-export async function gatherFacts(env: Record<string, string | undefined>, statsPort: number): Promise<Facts> {
+export async function gatherFacts(env: Record<string, string | undefined>, stats: StatsTarget): Promise<Facts> {
   const sysctl = {} as Record<SysctlName, string | null>;
   for (const name of SYSCTLS) sysctl[name] = readText(`/proc/sys/${name.replaceAll(".", "/")}`)?.trim() ?? null;
   const tw = /^TCP:.*\btw (\d+)/m.exec(readText("/proc/net/sockstat") ?? "");
@@ -232,8 +263,8 @@ export async function gatherFacts(env: Record<string, string | undefined>, stats
   const settingProblems = loadServiceSettings(services, env).problems;
   const workerNofile: Facts["workerNofile"] = [];
   try {
-    const stats = await fetchStats(statsPort, 1500);
-    for (const w of stats.workers) {
+    const doc = await fetchStats(stats, 1500);
+    for (const w of doc.workers) {
       const limits = w.pid === null ? null : readLimits(w.pid);
       if (w.pid !== null && limits) workerNofile.push({ index: w.index, pid: w.pid, limits });
     }
@@ -253,6 +284,8 @@ export async function gatherFacts(env: Record<string, string | undefined>, stats
     configProblems,
     settings,
     settingProblems,
+    tls: config.tlsCert === undefined ? null : readCertificate(config.tlsCert),
+    now: new Date(),
   };
 }
 
@@ -310,7 +343,7 @@ export async function doctorCommand(argv: string[], io: CommandIo): Promise<numb
   }
   const connections = values.connections === undefined ? 10_000 : Number(values.connections);
   if (!Number.isInteger(connections) || connections < 1 || connections > 10_000_000) throw new UsageError(`--connections ${JSON.stringify(values.connections)}: expected a whole number from 1 to 10000000`);
-  const facts = await gatherFacts(io.env, resolveStatsPort(values["stats-port"], io.env));
+  const facts = await gatherFacts(io.env, resolveStatsTarget(values["stats-port"], io.env));
   const opts = { connections };
   const checks = evaluate(facts, opts);
   const warn = checks.some((c) => c.status === "WARN");

@@ -16,6 +16,11 @@ function histogram(lines: string[], name: string, labels: string, h: HistogramDa
   lines.push(`${name}_count{${labels}} ${h.count}`);
 }
 
+/** A label value that cannot break the line. */
+function label(v: string): string {
+  return v.replace(/["\\\n]/g, "_");
+}
+
 export function renderMetrics(s: ClusterStats): string {
   const out: string[] = [];
   const meta = (name: string, type: string, help: string) => out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
@@ -25,6 +30,14 @@ export function renderMetrics(s: ClusterStats): string {
   out.push(`qdp_supervisor_reloads_total ${s.supervisor.reloads}`);
   meta("qdp_supervisor_recycle_backoff_seconds", "gauge", "Seconds before the next recycle may start (0 when none is held back).");
   out.push(`qdp_supervisor_recycle_backoff_seconds ${(s.supervisor.recycleBackoffMs ?? 0) / 1000}`);
+  meta("qdp_supervisor_reload_failures_total", "counter", "Rolling reloads stopped because a replacement worker could not start.");
+  out.push(`qdp_supervisor_reload_failures_total ${s.supervisor.reloadFailures}`);
+  meta("qdp_supervisor_cpu_seconds_total", "counter", "CPU time (user + system) used by the supervisor process.");
+  out.push(`qdp_supervisor_cpu_seconds_total ${s.supervisor.cpuSeconds}`);
+  meta("qdp_supervisor_rss_bytes", "gauge", "Resident memory of the supervisor process.");
+  out.push(`qdp_supervisor_rss_bytes ${s.supervisor.rssBytes}`);
+  meta("qdp_build_info", "gauge", "Always 1; the labels say which qdp-server and Bun versions run.");
+  out.push(`qdp_build_info{version="${label(s.supervisor.version)}",bun="${label(s.supervisor.bun)}"} 1`);
   const perWorker: Array<[string, string, string, (w: ClusterStats["workers"][number]) => number]> = [
     ["qdp_worker_up", "gauge", "1 when the worker is ready.", (w) => (w.state === "ready" ? 1 : 0)],
     ["qdp_requests_total", "counter", "Calls answered by the worker's edge.", (w) => w.requests],
@@ -42,6 +55,8 @@ export function renderMetrics(s: ClusterStats): string {
     ["qdp_owner_unavailable_total", "counter", "Calls answered 503 OWNER_UNAVAILABLE.", (w) => w.ownerUnavailable ?? 0],
     ["qdp_client_aborts_total", "counter", "Clients that closed their connection before their answer (not server errors).", (w) => w.clientAborts ?? 0],
     ["qdp_waiting_for_owner", "gauge", "Calls waiting for their owner now.", (w) => w.waitingForOwner ?? 0],
+    ["qdp_process_cpu_seconds_total", "counter", "CPU time (user + system) used by the worker process.", (w) => w.cpuSeconds ?? 0],
+    ["qdp_process_open_fds", "gauge", "Open file descriptors of the worker process, sockets included.", (w) => w.openFds ?? 0],
   ];
   for (const [name, type, help, get] of perWorker) {
     meta(name, type, help);
@@ -53,6 +68,10 @@ export function renderMetrics(s: ClusterStats): string {
   for (const w of s.workers) if (w.eventLoopLag) histogram(out, "qdp_event_loop_lag_seconds", `worker="${w.index}"`, w.eventLoopLag);
   meta("qdp_errors_total", "counter", "Error responses by code.");
   for (const w of s.workers) for (const [code, n] of Object.entries(w.errors ?? {})) out.push(`qdp_errors_total{worker="${w.index}",code="${code}"} ${n}`);
+  meta("qdp_request_duration_seconds", "histogram", "Time from a call's arrival at the edge to its answer, by function number and outcome code (OK or the error code).");
+  for (const w of s.workers) {
+    for (const d of w.durations ?? []) histogram(out, "qdp_request_duration_seconds", `worker="${w.index}",func="${label(d.func)}",code="${label(d.code)}"`, d.latency);
+  }
   meta("qdp_hop_latency_seconds", "histogram", "Round-trip time of hopped calls, seen from the edge.");
   for (const w of s.workers) if (w.hopLatency) histogram(out, "qdp_hop_latency_seconds", `worker="${w.index}"`, w.hopLatency);
   const withStore = s.workers.filter((w) => w.sessionStore !== undefined);

@@ -5,7 +5,7 @@
  */
 import { parseArgs } from "node:util";
 import type { SessionStoreStats } from "../worker/stats.ts";
-import { type CommandIo, fetchStats, resolveStatsPort, type StatsDoc, UsageError } from "./control.ts";
+import { type CommandIo, fetchStats, resolveStatsTarget, type StatsDoc, UsageError } from "./control.ts";
 import { Histogram, type HistogramData } from "./histogram.ts";
 
 /** 1536 → "1.5 KiB". */
@@ -146,7 +146,7 @@ export async function statusCommand(argv: string[], io: CommandIo): Promise<numb
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
-  const port = resolveStatsPort(values["stats-port"], io.env);
+  const port = resolveStatsTarget(values["stats-port"], io.env);
   const interval = values.interval === undefined ? 1 : Number(values.interval);
   if (!(interval >= 0) || interval > 3600) throw new UsageError(`--interval ${JSON.stringify(values.interval)}: expected seconds from 0 to 3600`);
   const first = await fetchStats(port);
@@ -155,12 +155,12 @@ export async function statusCommand(argv: string[], io: CommandIo): Promise<numb
     return 0;
   }
   if (interval === 0) {
-    io.out(renderStatus(first, null, 0, port));
+    io.out(renderStatus(first, null, 0, port.port));
     return 0;
   }
   const t0 = performance.now();
   await Bun.sleep(interval * 1000);
   const second = await fetchStats(port);
-  io.out(renderStatus(second, first, (performance.now() - t0) / 1000, port));
+  io.out(renderStatus(second, first, (performance.now() - t0) / 1000, port.port));
   return 0;
 }

@@ -5,6 +5,7 @@
  */
 import type { Static, TSchema } from "@sinclair/typebox";
 import type { SettingSpecs, SettingsOf } from "./settings.ts";
+import type { ErrorCode } from "../core/errors.ts";
 import type { RecordStore } from "../stores/record-store.ts";
 
 /** Structured logger; every line carries the worker index and, in a call, the request id. */
@@ -82,6 +83,11 @@ export interface ServiceDefinition<In extends TSchema = TSchema, Out extends TSc
   readonly stateful: boolean;
   /** Example input for Swagger. */
   readonly example?: Static<In>;
+  /**
+   * Error codes the handler itself may answer with beyond the edge's own (e.g. `UPSTREAM_ERROR`
+   * for a function that calls upstreams), so Swagger lists each function's real codes.
+   */
+  readonly errors?: readonly ErrorCode[];
   /** Fresh session for a user's first stateful call. */
   readonly initSession?: () => S;
   /**

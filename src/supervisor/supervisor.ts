@@ -18,6 +18,8 @@ import type { FromWorker, ToWorker } from "../worker/ipc.ts";
 import type { WorkerStats } from "../worker/stats.ts";
 import { readForwardFile, SNAPSHOT_ENV, writeSnapshot } from "./forward-table.ts";
 import { createRecycler } from "./recycler.ts";
+import { BUILD_INFO } from "../ops/build-info.ts";
+import { cpuSeconds } from "../ops/process-stats.ts";
 import { startStatsServer } from "./stats-server.ts";
 import { killStuckWorker, startWatchdog } from "./watchdog.ts";
 
@@ -50,6 +52,19 @@ interface Slot {
   recycles: Record<RecycleReason, number>;
   /** Processes of this index killed by the watchdog. */
   stuckKills: number;
+  /** Why the latest process of this index could not start (its "fatal" message), if it said. */
+  fatal: string | null;
+}
+
+/** The latest rolling reload, for `qdp reload --wait` and /stats. */
+export interface ReloadReport {
+  /** 1-based sequence number of reloads asked for (SIGHUP or `qdp reload`). */
+  seq: number;
+  state: "running" | "done" | "failed";
+  startedAt: number;
+  finishedAt: number | null;
+  /** Why it failed: the replacement's own message when it gave one. */
+  error: string | null;
 }
 
 /** Per worker in /stats: what recycling and the watchdog did and see. */
@@ -70,6 +85,9 @@ export interface ClusterStats {
     pid: number;
     uptimeSec: number;
     reloads: number;
+    /** Reloads that stopped because a replacement could not start. */
+    reloadFailures: number;
+    lastReload: ReloadReport | null;
     host: string;
     port: number;
     statsPort: number;
@@ -80,6 +98,11 @@ export interface ClusterStats {
     stuckKills: number;
     /** Milliseconds before the next recycle may start (the back-off), 0 when none is held back. */
     recycleBackoffMs: number;
+    version: string;
+    bun: string;
+    /** The supervisor's own CPU seconds and resident memory. */
+    cpuSeconds: number;
+    rssBytes: number;
   };
   workers: Array<
     { index: number; pid: number | null; state: string; requests: number; hopsIn: number; hopsOut: number; inflight: number; rssBytes: number; restarts: number } & WorkerUpkeep &
@@ -100,6 +123,9 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
   const forwardSnapshot = opts.forwardText === undefined ? undefined : writeSnapshot(config.runtimeDir, opts.forwardText);
   let genCounter = 0;
   let reloads = 0;
+  let reloadFailures = 0;
+  let reloadSeq = 0;
+  let lastReload: ReloadReport | null = null;
   let stopping = false;
   let reloading: Promise<void> | null = null;
   let reloadAgain = false;
@@ -125,6 +151,7 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
     replacing: false,
     recycles: { "max-requests": 0, "max-rss": 0 },
     stuckKills: 0,
+    fatal: null,
   }));
   /** Processes the watchdog is killing, so their exit is logged as such. */
   const stuckProcs = new WeakSet<Proc>();
@@ -238,6 +265,7 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
         recycler.consider(slot, proc, m);
         break;
       case "fatal":
+        slot.fatal = m.message;
         log.error("worker failed to start", { index: slot.index, message: m.message });
         break;
     }
@@ -303,25 +331,28 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
    * Replaces the worker of one index through the hand-off: start the replacement, wait until it
    * is ready (it becomes the index's process then, see "ready"), and tell the old one to hand
    * its sessions and nonces over, drain and exit. Used by the rolling reload and by recycling.
-   * False if the replacement did not come up (the old worker keeps serving).
+   * Null once replaced, else why the replacement did not come up (the old worker keeps serving).
    */
-  async function replaceOne(slot: Slot): Promise<boolean> {
+  async function replaceOne(slot: Slot): Promise<string | null> {
     const old = slot.proc;
-    if (!old || slot.state !== "ready") return false;
+    if (!old || slot.state !== "ready") return "the worker is not ready";
     slot.replacing = true;
     try {
+      slot.fatal = null;
+      const readyWithinMs = Math.max(30_000, config.graceMs);
       const next = spawn(slot, true);
-      const ok = await waitReady(slot, Math.max(30_000, config.graceMs));
+      const ok = await waitReady(slot, readyWithinMs);
       if (!ok) {
+        const why = slot.fatal ?? (next.exitCode !== null || next.signalCode !== null ? `it exited (${next.signalCode ?? `code ${next.exitCode}`})` : `not ready within ${readyWithinMs / 1000} s`);
         next.kill("SIGKILL");
-        return false;
+        return why;
       }
       tell(old, { type: "handoff" });
       if (!(await waitExit(old, config.graceMs * 2 + 5000))) {
         log.warn("old worker did not exit in time; killing it", { index: slot.index, pid: old.pid });
         old.kill("SIGKILL");
       }
-      return true;
+      return null;
     } finally {
       slot.replacing = false;
     }
@@ -329,6 +360,14 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
 
   /** SIGHUP: replace each index in turn; never fewer than N-1 serving. */
   async function reload(): Promise<void> {
+    const report: ReloadReport = { seq: ++reloadSeq, state: "running", startedAt: Date.now(), finishedAt: null, error: null };
+    lastReload = report;
+    const finish = (state: "done" | "failed", error: string | null = null) => {
+      report.state = state;
+      report.error = error;
+      report.finishedAt = Date.now();
+      if (state === "failed") reloadFailures++;
+    };
     if (config.forwardFile !== undefined) {
       // A forward file that does not pass changes nothing: no worker is replaced (see forward-table.ts).
       try {
@@ -338,10 +377,11 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
       } catch (err) {
         const problems = err instanceof ConfigError ? err.problems : [(err as Error).message];
         log.error("reload refused: QDP_FORWARD_FILE does not pass its checks; the workers keep the previous table", { file: config.forwardFile, problems });
+        finish("failed", `QDP_FORWARD_FILE (${config.forwardFile}) does not pass its checks: ${problems.join("; ")}`);
         return;
       }
     }
-    log.info("rolling reload started");
+    log.info("rolling reload started", { seq: report.seq });
     for (const s of slots) tell(s.proc, { type: "reload-keys" });
     for (const slot of slots) {
       if (stopping) return;
@@ -349,20 +389,23 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
         log.warn("skipping a worker that is not ready during reload", { index: slot.index });
         continue;
       }
-      if (!(await replaceOne(slot))) {
-        log.error("replacement did not become ready; keeping the old worker and stopping this reload", { index: slot.index });
+      const why = await replaceOne(slot);
+      if (why !== null) {
+        log.error("reload failed: the replacement worker could not start; the old worker keeps serving and the remaining indices were not reloaded", { index: slot.index, seq: report.seq, reason: why });
+        finish("failed", `worker ${slot.index}'s replacement could not start: ${why}`);
         return;
       }
     }
     reloads++;
-    log.info("rolling reload finished", { reloads });
+    finish("done");
+    log.info("rolling reload finished", { reloads, seq: report.seq });
   }
 
   const recycler = createRecycler<Proc>({
     limits: { maxRequests: config.maxRequests, maxRequestsJitter: config.maxRequestsJitter, maxRssBytes: config.maxRssBytes },
     log,
     blocked: () => stopping || reloading !== null,
-    replace: (slot) => inLane(() => replaceOne(slot as Slot)),
+    replace: (slot) => inLane(async () => (await replaceOne(slot as Slot)) === null),
   });
 
   // A ready worker whose heartbeat stopped is killed and respawned at its index (watchdog.ts);
@@ -398,7 +441,15 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
       return;
     }
     reloading = inLane(reload)
-      .catch((err) => log.error("reload failed", { err }))
+      .catch((err) => {
+        log.error("reload failed", { err });
+        if (lastReload?.state === "running") {
+          lastReload.state = "failed";
+          lastReload.error = (err as Error).message;
+          lastReload.finishedAt = Date.now();
+          reloadFailures++;
+        }
+      })
       .finally(() => {
         reloading = null;
         if (reloadAgain) {
@@ -430,6 +481,12 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
         pid: process.pid,
         uptimeSec: Math.round((Date.now() - started) / 1000),
         reloads,
+        reloadFailures,
+        lastReload,
+        version: BUILD_INFO.version,
+        bun: BUILD_INFO.bun,
+        cpuSeconds: cpuSeconds(),
+        rssBytes: process.memoryUsage.rss(),
         host: config.host,
         port: config.port,
         statsPort: config.statsPort,
@@ -492,7 +549,7 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
     log.info("supervisor stopped");
   }
 
-  const statsServer = startStatsServer(config.statsPort, collect, log);
+  const statsServer = startStatsServer({ host: config.statsHost, port: config.statsPort, token: config.statsToken }, collect, log);
   config.statsPort = statsServer.port!;
 
   for (const slot of slots) spawn(slot, false);

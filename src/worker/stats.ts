@@ -1,4 +1,5 @@
 /** What one worker reports to the supervisor for /stats and /metrics (CONTRACT.md §5). */
+import type { DurationSeries } from "../ops/call-durations.ts";
 import type { HistogramData } from "../ops/histogram.ts";
 
 export interface WorkerStats {
@@ -48,6 +49,12 @@ export interface WorkerStats {
   /** Open connections on the public (and direct) port. */
   connections: number;
   upstream: Record<string, { calls: number; errors: number; timeouts: number; latency: HistogramData }>;
+  /** User + system CPU seconds of the process. */
+  cpuSeconds: number;
+  /** Open file descriptors, sockets included (null without /proc). */
+  openFds: number | null;
+  /** Call durations by function and outcome (qdp_request_duration_seconds). */
+  durations: DurationSeries[];
 }
 
 /** What a worker's durable session store did (absent with QDP_SESSION_STORE=memory). */

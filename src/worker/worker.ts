@@ -14,14 +14,17 @@ import { outboxTotals } from "../affinity/outbox.ts";
 import { Router } from "../affinity/router.ts";
 import { SessionStore } from "../affinity/sessions.ts";
 import { createAllowList } from "../core/cidr.ts";
-import { ConfigError, configSource, loadConfig } from "../core/config.ts";
+import { ConfigError, configSource, loadConfig, type Config } from "../core/config.ts";
 import { loadKeyRing, type KeyRing } from "../core/keys.ts";
 import { createReplayCache } from "../core/replay-cache.ts";
 import { createReplayFence, fenceFromMarks, guardReplay } from "../core/replay-fence.ts";
 import { createEdgeApp } from "../edge/app.ts";
 import { startPublicServer } from "../edge/public-server.ts";
 import type { EdgeCounters } from "../edge/call-handler.ts";
-import { createLogger, flushLogs } from "../ops/logger.ts";
+import { CallDurations } from "../ops/call-durations.ts";
+import { createLogLimiter } from "../ops/log-limiter.ts";
+import { createAccessWriter, createLogger, flushLogs } from "../ops/logger.ts";
+import { cpuSeconds, openFds } from "../ops/process-stats.ts";
 import { ALL_SERVICES, buildRegistry } from "../services/index.ts";
 import type { Registry } from "../services/registry.ts";
 import { loadServiceSettings, settingNames } from "../services/settings.ts";
@@ -42,11 +45,30 @@ const takesOver = process.env.QDP_WORKER_HANDOFF === "1";
 // The secret is for this process only: keep it out of anything that might print the env.
 delete process.env.QDP_CLUSTER_SECRET;
 
-const configText = process.env.QDP_CONFIG ? readFileSync(process.env.QDP_CONFIG, "utf8") : undefined;
-const serviceKeys = settingNames(ALL_SERVICES);
-const config = loadConfig(process.env, availableParallelism(), configText, serviceKeys);
-const log = createLogger(config.logLevel, { worker: index, pid: process.pid });
 const send = (m: FromWorker) => process.send?.(m);
+
+/**
+ * The configuration, read again by every worker (a rolling reload re-reads QDP_CONFIG). A bad
+ * one — say the file was edited before a reload — is one JSON line and a "fatal" message to the
+ * supervisor, which stops the reload and reports it (`qdp reload --wait` exits 1); never a stack.
+ */
+const serviceKeys = settingNames(ALL_SERVICES);
+async function readConfig(): Promise<{ config: Config; configText: string | undefined }> {
+  const file = process.env.QDP_CONFIG || undefined;
+  try {
+    const configText = file === undefined ? undefined : readFileSync(file, "utf8");
+    return { config: loadConfig(process.env, availableParallelism(), configText, serviceKeys, file), configText };
+  } catch (err) {
+    const message = err instanceof ConfigError ? err.message : `QDP_CONFIG: cannot read ${file}: ${(err as Error).message}`;
+    const line = { t: new Date().toISOString(), level: "error", msg: `worker cannot start: ${message}`, worker: index, pid: process.pid };
+    process.stdout.write(`${JSON.stringify(line)}\n`);
+    send({ type: "fatal", message });
+    await Bun.sleep(50); // let the IPC message leave first
+    process.exit(1);
+  }
+}
+const { config, configText } = await readConfig();
+const log = createLogger(config.logLevel, { worker: index, pid: process.pid });
 
 let state: WorkerStats["state"] = "starting";
 const startedAt = Date.now();
@@ -216,6 +238,12 @@ const hopServer = startHopServer({ path: hopPath, secret, index, gen, log, handl
 
 // ---- edge ----
 let draining = false;
+const durations = new CallDurations();
+const warnLimiter = createLogLimiter();
+// Lines held back by the limiter are reported as one summary per reason when their window ends.
+setInterval(() => {
+  for (const { key, suppressed } of warnLimiter.drain(Date.now())) log.warn("similar lines suppressed", { key, suppressed, windowS: 10 });
+}, 10_000).unref();
 const allow = config.allowCidrs.trim() === "" ? null : createAllowList(config.allowCidrs);
 const edgeDeps = {
   index,
@@ -227,8 +255,12 @@ const edgeDeps = {
   counters,
   draining: () => draining,
   log,
-  accessLog: config.logLevel === "debug",
+  accessLog: { share: config.accessLog, write: createAccessWriter(config.logLevel, { worker: index, pid: process.pid }) },
+  durations,
+  warnLimiter,
   signing: keys !== null,
+  durableSessions: config.sessionStore === "redis",
+  clusterReady: () => peersUp() === config.workers - 1,
   ready: () => state === "ready" || state === "waiting-handoff",
   readyInfo: () => ({ state, peersUp: peersUp(), workers: config.workers }),
 };
@@ -242,14 +274,33 @@ function peersUp(): number {
 // The public port (and the direct port) speak HTTP/1.1 through our own transport; Elysia answers
 // everything but the two call routes (edge/public-server.ts says why).
 const app = createEdgeApp(edgeDeps);
-const listen = (port: number) => startPublicServer({ hostname: config.host, port, deps: edgeDeps, limits: config, app });
-const server = listen(config.port);
+// TLS on the public port: the files are read here, at every worker start, so a rolling reload
+// (SIGHUP) serves renewed certificates — each replacement reads them anew, and one that cannot
+// read them stops the reload while the old workers keep serving. The direct ports stay plain
+// HTTP: they are for a front proxy on the same host (see README, TLS).
+let tls: { cert: string; key: string } | undefined;
+if (config.tlsCert !== undefined && config.tlsKey !== undefined) {
+  try {
+    tls = { cert: readFileSync(config.tlsCert, "utf8"), key: readFileSync(config.tlsKey, "utf8") };
+  } catch (err) {
+    await fatal(`cannot read the TLS certificate or key (QDP_TLS_CERT=${config.tlsCert}, QDP_TLS_KEY=${config.tlsKey}): ${(err as Error).message}`);
+  }
+}
+const listen = (port: number, secure?: { cert: string; key: string }) =>
+  startPublicServer({ hostname: config.host, port, deps: edgeDeps, limits: config, app, ...(secure === undefined ? {} : { tls: secure }) });
+let server: ReturnType<typeof listen>;
+try {
+  server = listen(config.port, tls);
+} catch (err) {
+  // A certificate Bun refuses (not PEM, key not matching) fails here: one line, no stack.
+  server = await fatal(`cannot listen on ${config.host}:${config.port}${tls ? " with TLS" : ""}: ${(err as Error).message}`);
+}
 setListenBacklog(server.port, config.backlog, log);
 const direct = config.directPortBase === undefined ? null : listen(config.directPortBase + index);
 if (direct) setListenBacklog(direct.port, config.backlog, log);
 
 if (state === "starting") state = "ready";
-log.info("worker listening", { port: server.port, direct: direct?.port, hop: hopPath, gen, takesOver });
+log.info("worker listening", { port: server.port, tls: tls !== undefined, direct: direct?.port, hop: hopPath, gen, takesOver });
 // Heartbeats start with readiness: the supervisor watches a worker from its first beat.
 const heartbeat = startHeartbeat({
   stuckMs: config.stuckMs,
@@ -388,5 +439,8 @@ function collectStats(): WorkerStats {
     clientAborts: counters.clientAborts,
     connections: server.connections + (direct?.connections ?? 0),
     upstream,
+    cpuSeconds: cpuSeconds(),
+    openFds: openFds(),
+    durations: durations.toJSON(),
   };
 }

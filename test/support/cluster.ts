@@ -47,6 +47,8 @@ export interface StartOptions {
   noWait?: boolean;
   /** Public port; default: a free one. */
   port?: number;
+  /** Working directory (Bun reads `.env` from it); default the repository. */
+  cwd?: string;
 }
 
 export async function startCluster(opts: StartOptions = {}): Promise<Cluster> {
@@ -54,8 +56,8 @@ export async function startCluster(opts: StartOptions = {}): Promise<Cluster> {
   const statsPort = freePort();
   const dir = mkdtempSync(join(tmpdir(), "qdp-test-"));
   let out = "";
-  const proc = Bun.spawn(opts.cmd ?? [BUN, "src/main.ts"], {
-    cwd: ROOT,
+  const proc = Bun.spawn(opts.cmd ?? [BUN, join(ROOT, "src/main.ts")], {
+    cwd: opts.cwd ?? ROOT,
     env: {
       ...process.env,
       QDP_HOST: "127.0.0.1",

@@ -20,6 +20,7 @@ export default defineService({
     upstreamA: setting(settingSchemas.url(), { env: "QDP_UPSTREAM_A", optional: true, description: "URL of upstream A (GET ?symbol=…)" }),
     upstreamB: setting(settingSchemas.url(), { env: "QDP_UPSTREAM_B", optional: true, description: "URL of upstream B (GET ?symbol=…)" }),
   },
+  errors: ["UPSTREAM_ERROR"],
   handler: async ({ input, user, upstream, records, settings }) => {
     if (!settings.upstreamA || !settings.upstreamB) {
       throw new QdpError("UPSTREAM_ERROR", "QDP_UPSTREAM_A and QDP_UPSTREAM_B must be configured for demo.quote");
