@@ -5,7 +5,7 @@
 import { describe, expect, test } from "bun:test";
 import { Histogram, LATENCY_BUCKETS, type HistogramData } from "../src/ops/histogram.ts";
 import { renderMetrics } from "../src/ops/metrics.ts";
-import type { ClusterStats } from "../src/supervisor/supervisor.ts";
+import type { ClusterStats } from "../src/types.ts";
 
 function histogramOf(values: number[]): HistogramData {
   const h = new Histogram();

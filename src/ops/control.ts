@@ -4,6 +4,7 @@
  * one that answers on that port right now, never a stale file left by an earlier run.
  * `qdp reload` (SIGHUP, rolling reload) and `qdp stop` (SIGTERM, graceful stop) live here.
  */
+import type { StatsDoc } from "../types.ts";
 import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { parseArgs } from "node:util";
@@ -33,46 +34,8 @@ export class UsageError extends Error {}
 /** Nothing (or not a qdp supervisor) answers on the stats port: exit 1. */
 export class NoServerError extends Error {}
 
-/** The /stats document (CONTRACT.md §5); extra members pass through untouched. */
-export interface StatsDoc {
-  supervisor: {
-    pid: number;
-    uptimeSec: number;
-    reloads: number;
-    port?: number;
-    statsPort?: number;
-    workers?: number;
-    recycles?: Record<string, number>;
-    stuckKills?: number;
-    recycleBackoffMs?: number;
-    reloadFailures?: number;
-    lastReload?: { seq: number; state: string; error: string | null } | null;
-    version?: string;
-  };
-  workers: Array<{
-    index: number;
-    pid: number | null;
-    state: string;
-    requests: number;
-    hopsIn: number;
-    hopsOut: number;
-    inflight: number;
-    rssBytes: number;
-    restarts: number;
-    executing?: number;
-    sessions?: number;
-    uptimeSec?: number;
-    startedAt?: number;
-    errors?: Record<string, number>;
-    clientAborts?: number;
-    connections?: number;
-    recycles?: Record<string, number>;
-    stuckKills?: number;
-    eventLoopLagMs?: number;
-    heartbeatAgeMs?: number | null;
-    [k: string]: unknown;
-  }>;
-}
+/** The /stats document (CONTRACT.md §5), as the supervisor serves it (src/types.ts). */
+export type { StatsDoc } from "../types.ts";
 
 /** Where the supervisor's stats server answers, and the token it wants (QDP_STATS_TOKEN). */
 export interface StatsTarget {

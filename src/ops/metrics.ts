@@ -2,8 +2,8 @@
  * Prometheus text exposition of the cluster's stats: one sample per worker, labelled by index.
  */
 import { LATENCY_BUCKETS, type HistogramData } from "./histogram.ts";
-import type { ClusterStats } from "../supervisor/supervisor.ts";
-import type { SessionStoreStats } from "../worker/stats.ts";
+import type { ClusterStats } from "../types.ts";
+import type { SessionStoreStats } from "../types.ts";
 
 function histogram(lines: string[], name: string, labels: string, h: HistogramData): void {
   let acc = 0;

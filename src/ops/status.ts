@@ -4,7 +4,7 @@
  * restarted index carry over in /stats, so the difference stays meaningful across a restart.
  */
 import { parseArgs } from "node:util";
-import type { SessionStoreStats } from "../worker/stats.ts";
+import type { SessionStoreStats } from "../types.ts";
 import { type CommandIo, fetchStats, resolveStatsTarget, type StatsDoc, UsageError } from "./control.ts";
 import { Histogram, type HistogramData } from "./histogram.ts";
 

@@ -4,18 +4,13 @@
  * so it runs the same whether its call arrived locally or through the hop.
  */
 import type { Static, TSchema } from "@sinclair/typebox";
+import type { Logger } from "../types.ts";
+
+export type { Logger };
 import type { SettingSpecs, SettingsOf } from "./settings.ts";
 import type { ErrorCode } from "../core/errors.ts";
 import type { RecordStore } from "../stores/record-store.ts";
 
-/** Structured logger; every line carries the worker index and, in a call, the request id. */
-export interface Logger {
-  debug(msg: string, fields?: Record<string, unknown>): void;
-  info(msg: string, fields?: Record<string, unknown>): void;
-  warn(msg: string, fields?: Record<string, unknown>): void;
-  error(msg: string, fields?: Record<string, unknown>): void;
-  child(fields: Record<string, unknown>): Logger;
-}
 
 export interface UpstreamRequest {
   /** Query parameters appended to the URL. */

@@ -8,7 +8,7 @@ import type { Server } from "bun";
 import { timingSafeEqual } from "node:crypto";
 import { renderMetrics } from "../ops/metrics.ts";
 import type { Logger } from "../services/types.ts";
-import type { ClusterStats } from "./supervisor.ts";
+import type { ClusterStats } from "../types.ts";
 
 export interface StatsServerOptions {
   host: string;

@@ -15,7 +15,7 @@ import type { Logger } from "../services/types.ts";
 import { callBoardPath, createCallBoard } from "../worker/call-board.ts";
 import type { Beat } from "../worker/heartbeat.ts";
 import type { FromWorker, ToWorker } from "../worker/ipc.ts";
-import type { WorkerStats } from "../worker/stats.ts";
+import type { ClusterStats, ReloadReport, WorkerStats, WorkerUpkeep } from "../types.ts";
 import { readForwardFile, SNAPSHOT_ENV, writeSnapshot } from "./forward-table.ts";
 import { createRecycler } from "./recycler.ts";
 import { BUILD_INFO } from "../ops/build-info.ts";
@@ -56,59 +56,8 @@ interface Slot {
   fatal: string | null;
 }
 
-/** The latest rolling reload, for `qdp reload --wait` and /stats. */
-export interface ReloadReport {
-  /** 1-based sequence number of reloads asked for (SIGHUP or `qdp reload`). */
-  seq: number;
-  state: "running" | "done" | "failed";
-  startedAt: number;
-  finishedAt: number | null;
-  /** Why it failed: the replacement's own message when it gave one. */
-  error: string | null;
-}
 
-/** Per worker in /stats: what recycling and the watchdog did and see. */
-export interface WorkerUpkeep {
-  /** Replacements of this index by reason (QDP_MAX_REQUESTS, QDP_MAX_RSS). */
-  recycles: Record<RecycleReason, number>;
-  /** Processes of this index the watchdog killed (QDP_STUCK_MS). */
-  stuckKills: number;
-  /** Calls the current process handled, and its QDP_MAX_REQUESTS limit with jitter (0 = none). */
-  handled: number;
-  requestLimit: number;
-  /** Milliseconds since the current process's last heartbeat (null: none yet). */
-  heartbeatAgeMs: number | null;
-}
 
-export interface ClusterStats {
-  supervisor: {
-    pid: number;
-    uptimeSec: number;
-    reloads: number;
-    /** Reloads that stopped because a replacement could not start. */
-    reloadFailures: number;
-    lastReload: ReloadReport | null;
-    host: string;
-    port: number;
-    statsPort: number;
-    workers: number;
-    directPortBase: number | null;
-    /** Recycles by reason and watchdog kills, whole cluster. */
-    recycles: Record<RecycleReason, number>;
-    stuckKills: number;
-    /** Milliseconds before the next recycle may start (the back-off), 0 when none is held back. */
-    recycleBackoffMs: number;
-    version: string;
-    bun: string;
-    /** The supervisor's own CPU seconds and resident memory. */
-    cpuSeconds: number;
-    rssBytes: number;
-  };
-  workers: Array<
-    { index: number; pid: number | null; state: string; requests: number; hopsIn: number; hopsOut: number; inflight: number; rssBytes: number; restarts: number } & WorkerUpkeep &
-      Partial<Omit<WorkerStats, "index" | "pid" | "state" | "requests" | "hopsIn" | "hopsOut" | "inflight" | "rssBytes">>
-  >;
-}
 
 export interface SupervisorOptions {
   /** The forward file's text as checked at start (QDP_FORWARD_FILE), when there is one. */

@@ -5,7 +5,7 @@
  */
 import type { PeerAddress } from "../affinity/hop-client.ts";
 import type { Beat } from "./heartbeat.ts";
-import type { WorkerStats } from "./stats.ts";
+import type { WorkerStats } from "../types.ts";
 
 /** Supervisor → worker. */
 export type ToWorker =

@@ -36,7 +36,7 @@ import { setListenBacklog } from "./backlog.ts";
 import { callBoardPath, openCallBoard } from "./call-board.ts";
 import { startHeartbeat } from "./heartbeat.ts";
 import type { FromWorker, ToWorker } from "./ipc.ts";
-import type { WorkerStats } from "./stats.ts";
+import type { WorkerStats } from "../types.ts";
 
 const index = Number(process.env.QDP_WORKER_INDEX);
 const gen = Number(process.env.QDP_WORKER_GEN);
