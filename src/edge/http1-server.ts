@@ -14,6 +14,7 @@
 import type { Socket, TCPSocketListener, TCPSocketListenOptions } from "bun";
 import { Buffer } from "node:buffer";
 import { FramingError, MAX_HEAD_BYTES, parseChunked, parseHead, type RequestHead } from "../core/http1.ts";
+import { writeAll, writePending } from "../core/pending-writes.ts";
 
 /** One request, read whole. */
 export interface Http1Request {
@@ -261,21 +262,14 @@ export function serveHttp1(o: Http1ServerOptions): Http1Server {
   }
 
   function send(c: Conn, bytes: Uint8Array): void {
-    if (c.out !== null) {
-      c.out = Buffer.concat([c.out, bytes]);
-      return;
-    }
-    const n = c.socket.write(bytes);
-    if (n < bytes.length) c.out = bytes.subarray(Math.max(0, n));
+    writeAll(c.socket, c, bytes);
     c.lastActive = Date.now();
   }
 
   function flush(c: Conn): void {
     if (c.out === null) return;
-    const n = c.socket.write(c.out);
     c.lastActive = Date.now();
-    c.out = n >= c.out.length ? null : c.out.subarray(Math.max(0, n));
-    if (c.out === null && c.closing && !c.busy) c.socket.end();
+    if (writePending(c.socket, c) && c.closing && !c.busy) c.socket.end();
   }
 
   // One sweep for all deadlines instead of a timer per request.

@@ -16,6 +16,7 @@
 import type { Socket } from "bun";
 import { Buffer } from "node:buffer";
 import { FramingError, parseChunked, parseResponseHead, type ResponseHead } from "../core/http1.ts";
+import { writeAll, writePending } from "../core/pending-writes.ts";
 
 export interface HttpRequest {
   method: string;
@@ -139,7 +140,7 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
             onData(conn, chunk);
           },
           drain() {
-            flush(conn);
+            writePending(conn.socket, conn);
           },
           close() {
             onClose(conn, null);
@@ -273,21 +274,6 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
     }
   }
 
-  function send(c: Conn, bytes: Uint8Array): void {
-    if (c.out !== null) {
-      c.out = Buffer.concat([c.out, bytes]);
-      return;
-    }
-    const n = c.socket.write(bytes);
-    if (n < bytes.length) c.out = bytes.subarray(Math.max(0, n));
-  }
-
-  function flush(c: Conn): void {
-    if (c.out === null) return;
-    const n = c.socket.write(c.out);
-    c.out = n >= c.out.length ? null : c.out.subarray(Math.max(0, n));
-  }
-
   function encode(req: HttpRequest, o: Origin): Uint8Array {
     let head = `${req.method} ${req.url.pathname}${req.url.search} HTTP/1.1\r\nhost: ${o.host}\r\n`;
     for (const name in req.headers) head += `${name}: ${req.headers[name]}\r\n`;
@@ -311,7 +297,7 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
       const res = await new Promise<HttpResponse>((resolve, reject) => {
         c.exchange = { method: req.method, resolve, reject, received: 0, head: null, bodyAt: 0 };
         if (c.closed) onClose(c, null);
-        else send(c, encode(req, o));
+        else writeAll(c.socket, c, encode(req, o));
       });
       return { res };
     } catch (err) {

@@ -5,27 +5,11 @@
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { ensureDebianTool } from "./debian.ts";
 
-function findNginx(): string | null {
-  return Bun.which("nginx") ?? Bun.which("nginx", { PATH: "/usr/sbin:/usr/local/sbin:/usr/local/nginx/sbin" });
-}
-
-/** nginx's path, installing it with apt-get when missing; null (with the reason) when impossible. */
+/** nginx's path, installing it when missing; null (with the reason) when impossible. */
 export function ensureNginx(): { path: string | null; why: string } {
-  const found = findNginx();
-  if (found) return { path: found, why: "" };
-  if (!Bun.which("apt-get")) return { path: null, why: "nginx is not installed and apt-get is not available" };
-  const sudo = process.getuid?.() === 0 ? [] : Bun.which("sudo") ? ["sudo", "-n"] : null;
-  if (sudo === null) return { path: null, why: "nginx is not installed and installing it needs root" };
-  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
-  const run = (args: string[]) => Bun.spawnSync([...sudo, ...args], { env, stdout: "ignore", stderr: "pipe" });
-  let r = run(["apt-get", "install", "-y", "--no-install-recommends", "nginx"]);
-  if (r.exitCode !== 0) {
-    run(["apt-get", "update"]);
-    r = run(["apt-get", "install", "-y", "--no-install-recommends", "nginx"]);
-  }
-  const path = findNginx();
-  return path ? { path, why: "" } : { path: null, why: `apt-get install nginx failed: ${r.stderr.toString().slice(-500)}` };
+  return ensureDebianTool("nginx", "nginx");
 }
 
 export interface Nginx {

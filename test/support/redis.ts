@@ -13,27 +13,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { freePort } from "./cluster.ts";
-
-function findRedis(): string | null {
-  return Bun.which("redis-server") ?? Bun.which("redis-server", { PATH: "/usr/bin:/usr/sbin:/usr/local/bin" });
-}
+import { ensureDebianTool } from "./debian.ts";
 
 /** redis-server's path, installing it when missing; null (with the reason) when impossible. */
 export function ensureRedis(): { path: string | null; why: string } {
-  const found = findRedis();
-  if (found) return { path: found, why: "" };
-  if (!Bun.which("apt-get")) return { path: null, why: "redis-server is not installed and apt-get is not available" };
-  const sudo = process.getuid?.() === 0 ? [] : Bun.which("sudo") ? ["sudo", "-n"] : null;
-  if (sudo === null) return { path: null, why: "redis-server is not installed and installing it needs root" };
-  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
-  const run = (args: string[]) => Bun.spawnSync([...sudo, ...args], { env, stdout: "ignore", stderr: "pipe" });
-  let r = run(["apt-get", "install", "-y", "--no-install-recommends", "redis-server"]);
-  if (r.exitCode !== 0) {
-    run(["apt-get", "update"]);
-    r = run(["apt-get", "install", "-y", "--no-install-recommends", "redis-server"]);
-  }
-  const path = findRedis();
-  return path ? { path, why: "" } : { path: null, why: `apt-get install redis-server failed: ${r.stderr.toString().slice(-500)}` };
+  return ensureDebianTool("redis-server", "redis-server");
 }
 
 export interface TestRedis {
