@@ -53,6 +53,16 @@ export interface TestEdgeOptions {
 
 export function createTestEdge(o: TestEdgeOptions = {}): TestEdge {
   const dir = mkdtempSync(join(tmpdir(), "qdp-edge-"));
+  try {
+    return build(dir, o);
+  } catch (err) {
+    // A definition or setting the edge refuses: leave no directory behind.
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+function build(dir: string, o: TestEdgeOptions): TestEdge {
   const workers = o.hop ? 2 : 1;
   const config = loadConfig({ QDP_WORKERS: String(workers), QDP_DATA_DIR: dir, ...o.env }, 2);
   const log = createLogger("error");
