@@ -25,6 +25,7 @@ Commands:
   doctor [--json] [--connections N]     check kernel settings and limits; exit 1 on any WARN
   nginx-conf [--listen L] [--server-name N] [--workers N] [--direct-port-base B] [--host H]
                                         print an nginx front that routes calls straight to owners
+  nginx-conf --hosts HOST:PORT,...      print an nginx front for several hosts (consistent hash)
   sign --key-id ID --target PATH [...]  sign one call (bun run qdp sign --help)
   help                                  this text
 

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { loadConfig } from "../src/core/config.ts";
 import { evaluate, type Facts } from "../src/ops/doctor.ts";
 import { renderNginxConf } from "../src/ops/nginx-conf.ts";
+import { parseHosts } from "../src/ops/nginx-multihost.ts";
 import { alive, BUN, type Cluster, freePort, ROOT, startCluster } from "./support/cluster.ts";
 
 interface Run {
@@ -236,5 +237,44 @@ describe("nginx-conf", () => {
   test("brackets IPv6 hosts", () => {
     const text = renderNginxConf({ listen: "80", serverName: "_", host: "::", directPortBase: 7000, workers: 1, port: 8080, maxBody: 1024, timeoutMs: 30_000, keepalive: 8 });
     expect(text).toContain("server [::1]:7000 ");
+  });
+
+  test("--hosts prints a consistent-hash front over the hosts with passive health and keep-alive", async () => {
+    const r = await qdp(["nginx-conf", "--hosts", "10.0.0.1:8080,10.0.0.2:8080,[fd00::3]:8081", "--listen", "8088", "--fail-timeout", "4"], { QDP_TIMEOUT_MS: "20000", QDP_KEEPALIVE_MS: "30000" });
+    expect(r.code).toBe(0);
+    const upstream = /upstream qdp_hosts \{([\s\S]*?)\n\}/.exec(r.stdout)![1]!;
+    expect(upstream).toMatch(/^\s+hash \$http_x_qdp_user consistent;$/m);
+    expect([...upstream.matchAll(/^\s+server (\S+) max_fails=3 fail_timeout=4s;$/gm)].map((m) => m[1])).toEqual(["10.0.0.1:8080", "10.0.0.2:8080", "[fd00::3]:8081"]);
+    expect(upstream).toMatch(/^\s+zone qdp_hosts 64k;$/m);
+    expect(upstream).toMatch(/^\s+keepalive 64;$/m);
+    // Below the hosts' 30 s idle timeout.
+    expect(upstream).toMatch(/^\s+keepalive_timeout 25s;/m);
+    expect(r.stdout).toContain("listen 8088;");
+    expect(r.stdout).toContain("proxy_pass http://qdp_hosts;");
+    expect(r.stdout).toContain("proxy_http_version 1.1;");
+    expect(r.stdout).toContain('proxy_set_header Connection "";');
+    expect(r.stdout).toMatch(/^\s+proxy_next_upstream error timeout;$/m);
+    expect(r.stdout).toContain("proxy_next_upstream_tries 3;");
+    // A call that reached a host is never re-sent: nginx's non_idempotent stays off.
+    expect(r.stdout).not.toMatch(/^\s*proxy_next_upstream[^_].*non_idempotent/m);
+    expect(r.stdout).toContain("proxy_read_timeout 25s;");
+    expect(r.stdout).toContain("proxy_connect_timeout 2s;");
+    // Nothing rewrites the target or the signed headers.
+    expect(r.stdout).not.toMatch(/proxy_set_header X-QDP|proxy_set_header X-Request-Id|rewrite /i);
+  });
+
+  test("--hosts refuses bad lists and single-host flags", async () => {
+    expect(() => parseHosts("a:1,,b:2")).toThrow("no empty item");
+    expect(() => parseHosts("a")).toThrow("is not HOST:PORT");
+    expect(() => parseHosts("::1:80")).toThrow("in brackets");
+    expect(() => parseHosts("a:70000")).toThrow("is not HOST:PORT");
+    expect(() => parseHosts("A:1,a:1")).toThrow("listed twice");
+    expect(parseHosts("h1.example:80,[::1]:81")).toEqual([{ host: "h1.example", port: 80 }, { host: "::1", port: 81 }]);
+    const both = await qdp(["nginx-conf", "--hosts", "a:1", "--direct-port-base", "7000"]);
+    expect(both.code).toBe(2);
+    expect(both.stderr).toContain("cannot be combined with --hosts");
+    const orphan = await qdp(["nginx-conf", "--direct-port-base", "7000", "--max-fails", "2"]);
+    expect(orphan.code).toBe(2);
+    expect(orphan.stderr).toContain("only with --hosts");
   });
 });

@@ -10,6 +10,7 @@ import { availableParallelism } from "node:os";
 import { parseArgs } from "node:util";
 import { ConfigError, loadConfig } from "../core/config.ts";
 import { type CommandIo, UsageError } from "./control.ts";
+import { parseHosts, renderMultiHostConf } from "./nginx-multihost.ts";
 
 export interface NginxConfOptions {
   /** `listen` of the server block: a port, or address:port. */
@@ -101,8 +102,12 @@ server {
 }
 
 export const NGINX_CONF_USAGE = `Usage: bun run qdp nginx-conf [options]
+       bun run qdp nginx-conf --hosts HOST:PORT,HOST:PORT,... [options]
 
-Prints an nginx upstream + server block that routes each call straight to its owner worker.
+Without --hosts: prints an nginx upstream + server block that routes each call straight to its
+owner worker of this host (zero hops).
+With --hosts: prints the front for several qdp-server hosts (their public ports), each user's
+calls hashed to one host with "hash $http_x_qdp_user consistent;" (docs/multi-host.md).
 
   --listen L             listen of the server block (default 80)
   --server-name N        server_name (default _)
@@ -111,7 +116,12 @@ Prints an nginx upstream + server block that routes each call straight to its ow
   --host H               address of the workers (default QDP_HOST)
   --keepalive K          idle upstream connections per nginx worker (default 64)
 
-Exit status: 0 printed, 2 bad arguments or QDP_DIRECT_PORT_BASE unset.`;
+Only with --hosts (--workers, --direct-port-base and --host do not apply):
+  --max-fails N          failed attempts before a host is skipped (default 3)
+  --fail-timeout S       seconds: window of those failures and how long the host is skipped (default 10)
+  --connect-timeout S    seconds to wait for a host to accept a connection (default 2)
+
+Exit status: 0 printed, 2 bad arguments or (without --hosts) QDP_DIRECT_PORT_BASE unset.`;
 
 function int(name: string, v: string | undefined, min: number, max: number): number | undefined {
   if (v === undefined) return undefined;
@@ -132,6 +142,10 @@ export async function nginxConfCommand(argv: string[], io: CommandIo): Promise<n
         "direct-port-base": { type: "string" },
         host: { type: "string" },
         keepalive: { type: "string" },
+        hosts: { type: "string" },
+        "max-fails": { type: "string" },
+        "fail-timeout": { type: "string" },
+        "connect-timeout": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
       strict: true,
@@ -150,6 +164,40 @@ export async function nginxConfCommand(argv: string[], io: CommandIo): Promise<n
     if (err instanceof ConfigError) throw new UsageError(err.message);
     throw err;
   }
+  const listen = values.listen ?? "80";
+  if (!/^[A-Za-z0-9.:\[\]_-]+$/.test(listen)) throw new UsageError(`--listen ${JSON.stringify(listen)}: expected a port or address:port`);
+  const serverName = values["server-name"] ?? "_";
+  if (!/^[A-Za-z0-9.*_~ -]+$/.test(serverName)) throw new UsageError(`--server-name ${JSON.stringify(serverName)}: expected host names`);
+  const keepalive = int("keepalive", values.keepalive, 1, 100_000) ?? 64;
+  if (values.hosts !== undefined) {
+    for (const single of ["workers", "direct-port-base", "host"] as const) {
+      if (values[single] !== undefined) throw new UsageError(`--${single} is for the single-host front and cannot be combined with --hosts`);
+    }
+    let hosts;
+    try {
+      hosts = parseHosts(values.hosts);
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+    io.out(
+      renderMultiHostConf({
+        hosts,
+        listen,
+        serverName,
+        maxBody: config.maxBody,
+        timeoutMs: config.timeoutMs,
+        keepAliveMs: config.keepAliveMs,
+        keepalive,
+        maxFails: int("max-fails", values["max-fails"], 1, 1000) ?? 3,
+        failTimeoutS: int("fail-timeout", values["fail-timeout"], 1, 3600) ?? 10,
+        connectTimeoutS: int("connect-timeout", values["connect-timeout"], 1, 600) ?? 2,
+      }),
+    );
+    return 0;
+  }
+  for (const multi of ["max-fails", "fail-timeout", "connect-timeout"] as const) {
+    if (values[multi] !== undefined) throw new UsageError(`--${multi} applies only with --hosts`);
+  }
   const workers = int("workers", values.workers, 1, 256) ?? config.workers;
   const base = int("direct-port-base", values["direct-port-base"], 1, 65535) ?? config.directPortBase;
   if (base === undefined) {
@@ -159,10 +207,6 @@ export async function nginxConfCommand(argv: string[], io: CommandIo): Promise<n
     );
   }
   if (base + workers - 1 > 65535) throw new UsageError(`--direct-port-base ${base} + ${workers} workers goes past port 65535`);
-  const listen = values.listen ?? "80";
-  if (!/^[A-Za-z0-9.:\[\]_-]+$/.test(listen)) throw new UsageError(`--listen ${JSON.stringify(listen)}: expected a port or address:port`);
-  const serverName = values["server-name"] ?? "_";
-  if (!/^[A-Za-z0-9.*_~ -]+$/.test(serverName)) throw new UsageError(`--server-name ${JSON.stringify(serverName)}: expected host names`);
   const host = values.host ?? config.host;
   if (!/^[A-Za-z0-9.:\[\]_-]+$/.test(host)) throw new UsageError(`--host ${JSON.stringify(host)}: expected an IP address or host name`);
   io.out(
@@ -175,7 +219,7 @@ export async function nginxConfCommand(argv: string[], io: CommandIo): Promise<n
       port: config.port,
       maxBody: config.maxBody,
       timeoutMs: config.timeoutMs,
-      keepalive: int("keepalive", values.keepalive, 1, 100_000) ?? 64,
+      keepalive,
     }),
   );
   return 0;
