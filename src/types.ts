@@ -46,6 +46,8 @@ export interface WorkerStats {
   /** With a durable session store (QDP_SESSION_STORE=redis): its counters and latency. */
   sessionStore?: SessionStoreStats;
   nonces: number;
+  /** With a shared replay store (QDP_REPLAY_STORE=redis): its counters and claim latency. */
+  replayStore?: ReplayStoreStats;
   /** Signed calls stamped at or before this unix second are refused (0 = none; see core/replay-fence.ts). */
   replayFence: number;
   /** Calls that had to wait for their owner, and those that gave up (503). */
@@ -85,6 +87,18 @@ export interface SessionStoreStats {
   /** Loads, checks and writes that failed or timed out (503 SESSION_UNAVAILABLE). */
   errors: number;
   /** Latency of every store operation. */
+  latency: HistogramData;
+}
+
+/** What a worker's shared replay store did (absent with QDP_REPLAY_STORE=memory). */
+export interface ReplayStoreStats {
+  /** Nonces claimed cluster-wide (the call went on). */
+  claims: number;
+  /** Nonces already claimed elsewhere: replays caught by the shared store (401). */
+  replays: number;
+  /** Claims without an answer in time (503 OVERLOADED). */
+  errors: number;
+  /** Latency of every claim. */
   latency: HistogramData;
 }
 

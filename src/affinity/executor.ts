@@ -17,6 +17,7 @@ import { RawJson, type Logger, type ServiceContext, type ServiceSettings } from 
 import type { RecordStore } from "../stores/record-store.ts";
 import { createUpstreamClient } from "../upstream/client.ts";
 import type { DurableSessions } from "./durable-sessions.ts";
+import type { SharedReplay } from "./shared-replay.ts";
 import { SessionStore } from "./sessions.ts";
 
 
@@ -46,6 +47,8 @@ export interface ExecutorOptions {
   /** The durable store behind `sessions` (QDP_SESSION_STORE=redis); absent with `memory`. */
   durable?: DurableSessions | null;
   replay: ReplayGuard;
+  /** The cluster-wide claim after `replay` (QDP_REPLAY_STORE=redis); absent with `memory`. */
+  sharedReplay?: SharedReplay | null;
   maxExecuting: number;
   upstreamTimeoutMs: number;
   /** Told as a handler is entered and as its synchronous part returns (worker/call-board.ts). */
@@ -126,9 +129,28 @@ export class Executor {
       throw new QdpError("OVERLOADED", `worker ${this.o.worker} has ${this.executing} calls running`);
     }
     if (call.replay && call.user !== null) {
-      const refusal = replayRefusal(this.o.replay.checkAndRemember(call.user, call.replay[0], call.replay[1], Math.floor(Date.now() / 1000)), this.o.replay.fence.fenceSec);
-      if (refusal) throw refusal;
+      const claimed = this.admitNonce(call.user, call.replay[0], call.replay[1]);
+      if (claimed !== undefined) return claimed.then(() => this.runAdmitted(call));
     }
+    return this.runAdmitted(call);
+  }
+
+  /**
+   * The owner's replay check of a signed call (with a user: here, before it runs; without one:
+   * at the owner of its nonce, through the router or the hop). The fence and the in-memory
+   * cache answer first, synchronously — a replay to the same owner never costs a round trip.
+   * With a shared replay store a nonce new to this owner is then claimed cluster-wide, and the
+   * promise returned settles with that claim. Throws / rejects with the refusal.
+   */
+  admitNonce(user: string | null, nonce: string, timestampSec: number): void | Promise<void> {
+    const nowSec = Math.floor(Date.now() / 1000);
+    const refusal = replayRefusal(this.o.replay.checkAndRemember(user, nonce, timestampSec, nowSec), this.o.replay.fence.fenceSec);
+    if (refusal) throw refusal;
+    return this.o.sharedReplay?.claim(user, nonce, timestampSec, nowSec);
+  }
+
+  /** Runs a call whose nonce (if signed) was admitted. */
+  private runAdmitted(call: Call): string | Promise<string> {
     const def = call.service.def;
     let session: unknown = undefined;
     if (def.stateful) {

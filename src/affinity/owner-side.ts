@@ -7,7 +7,6 @@
 import { QdpError, toQdpError } from "../core/errors.ts";
 import { decodeText, FrameType, splitCall } from "../core/frames.ts";
 import type { ReplayEntry } from "../core/replay-cache.ts";
-import { replayRefusal } from "../core/replay-fence.ts";
 import type { Registry } from "../services/registry.ts";
 import type { Logger } from "../services/types.ts";
 import type { Executor } from "./executor.ts";
@@ -90,10 +89,9 @@ export function createOwnerSide(d: OwnerSideDeps): { handle: HopHandler; readonl
     const [nonce, ts] = JSON.parse(decodeText(payload)) as [string, number];
     // A replacement must have the old worker's nonces before it may judge a replay.
     await executor.awaitGate(Date.now() + d.timeoutMs);
-    const verdict = executor.replay.checkAndRemember(null, nonce, ts, Math.floor(Date.now() / 1000));
-    const refusal = replayRefusal(verdict, executor.replay.fence.fenceSec);
-    if (refusal) throw refusal;
-    return resultReply(JSON.stringify(verdict));
+    // Fence and memory, then (QDP_REPLAY_STORE=redis) the cluster-wide claim; throws the refusal.
+    await executor.admitNonce(null, nonce, ts);
+    return resultReply(JSON.stringify("fresh"));
   }
 
   function onHandoff(payload: Uint8Array): HopReply {

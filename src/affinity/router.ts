@@ -65,19 +65,18 @@ export class Router {
    */
   async checkNonce(nonce: string, timestamp: number, deadline: number): Promise<void> {
     const owner = this.ownerOf(nonce);
-    let refusal: QdpError | null;
     if (owner === this.self && this.ownsIndex) {
       // A replacement judges no nonce before the old worker's nonces (and fence) arrived —
       // exactly as when the check comes through the hop (owner-side onNonce).
       await this.executor.awaitGate(deadline);
-      const replay = this.executor.replay;
-      refusal = replayRefusal(replay.checkAndRemember(null, nonce, timestamp, Math.floor(Date.now() / 1000)), replay.fence.fenceSec);
-    } else {
-      // The owner answers a refusal as an error frame (replyText throws it); "replay"/"full"
-      // as a verdict are still understood from a worker of the previous version mid-reload.
-      const res = await this.hop.request(owner, FrameType.NONCE, JSON.stringify([nonce, timestamp]), undefined, deadline);
-      refusal = replayRefusal(JSON.parse(replyText(res.type, res.payload)) as string, 0);
+      // Fence and memory, then (QDP_REPLAY_STORE=redis) the cluster-wide claim; throws the refusal.
+      await this.executor.admitNonce(null, nonce, timestamp);
+      return;
     }
+    // The owner answers a refusal as an error frame (replyText throws it); "replay"/"full"
+    // as a verdict are still understood from a worker of the previous version mid-reload.
+    const res = await this.hop.request(owner, FrameType.NONCE, JSON.stringify([nonce, timestamp]), undefined, deadline);
+    const refusal = replayRefusal(JSON.parse(replyText(res.type, res.payload)) as string, 0);
     if (refusal) throw refusal;
   }
 }

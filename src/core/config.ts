@@ -83,13 +83,21 @@ export interface Config {
    * acknowledged change is stored in Redis before the reply; CONTRACT.md §7). Default `memory`.
    */
   sessionStore: "memory" | "redis";
-  /** `QDP_REDIS_URL`: `redis://[user:password@]host:port[/db]`; required with `QDP_SESSION_STORE=redis`. */
+  /**
+   * `QDP_REPLAY_STORE`: `memory` (accepted nonces live in the owner's memory, behind the replay
+   * fence: enough for one host) or `redis` (each accepted nonce is also claimed in Redis with
+   * `SET NX EX`, so a replay to any host sharing that Redis is refused; Redis unreachable →
+   * signed calls 503 OVERLOADED, never accepted unchecked). CONTRACT.md §7. Default `memory`.
+   */
+  replayStore: "memory" | "redis";
+  /** `QDP_REDIS_URL`: `redis://[user:password@]host:port[/db]`; required with `QDP_SESSION_STORE=redis` or `QDP_REPLAY_STORE=redis`. */
   redisUrl: string | undefined;
   /** `QDP_REDIS_PREFIX`: prefix of every key qdp-server writes in Redis. Default `qdp:`. */
   redisPrefix: string;
   /**
    * `QDP_REDIS_TIMEOUT_MS`: longest wait for one Redis command (and a connection attempt); past
-   * it the call answers 503 SESSION_UNAVAILABLE. Default 1000.
+   * it the call answers 503 SESSION_UNAVAILABLE (a session operation) or 503 OVERLOADED (a nonce
+   * claim of QDP_REPLAY_STORE=redis). Default 1000.
    */
   redisTimeoutMs: number;
   /**
@@ -317,6 +325,7 @@ function readConfig(src: Source, env: Source, cpus: number): Config {
     sessionMax: r.int("QDP_SESSION_MAX", 100_000, 1, 100_000_000),
     sessionTtlS: r.int("QDP_SESSION_TTL_S", 1800, 1, 365 * 86400),
     sessionStore: "memory",
+    replayStore: "memory",
     redisUrl: r.optStr("QDP_REDIS_URL"),
     redisPrefix: r.str("QDP_REDIS_PREFIX", "qdp:"),
     redisTimeoutMs: r.int("QDP_REDIS_TIMEOUT_MS", 1000, 1, 600_000),
@@ -380,9 +389,15 @@ function readConfig(src: Source, env: Source, cpus: number): Config {
   const sessionStore = r.str("QDP_SESSION_STORE", "memory");
   if (sessionStore === "memory" || sessionStore === "redis") config.sessionStore = sessionStore;
   else r.problems.push(`QDP_SESSION_STORE=${JSON.stringify(sessionStore)}: expected memory or redis`);
+  const replayStore = r.str("QDP_REPLAY_STORE", "memory");
+  if (replayStore === "memory" || replayStore === "redis") config.replayStore = replayStore;
+  else r.problems.push(`QDP_REPLAY_STORE=${JSON.stringify(replayStore)}: expected memory or redis`);
   checkUrl(r, "QDP_REDIS_URL", config.redisUrl, ["redis:"]);
   if (config.sessionStore === "redis" && config.redisUrl === undefined) {
     r.problems.push("QDP_REDIS_URL: required with QDP_SESSION_STORE=redis (e.g. redis://127.0.0.1:6379/0)");
+  }
+  if (config.replayStore === "redis" && config.redisUrl === undefined) {
+    r.problems.push("QDP_REDIS_URL: required with QDP_REPLAY_STORE=redis (e.g. redis://127.0.0.1:6379/0)");
   }
   if (!/^[\x21-\x7e]{0,64}$/.test(config.redisPrefix)) {
     r.problems.push(`QDP_REDIS_PREFIX=${JSON.stringify(config.redisPrefix)}: expected up to 64 printable ASCII characters without spaces`);
@@ -414,5 +429,5 @@ export const CONFIG_VARIABLES = [
   "QDP_SESSION_TTL_S", "QDP_DIRECT_PORT_BASE", "QDP_HOP_MAX_PENDING", "QDP_NONCE_MAX", "QDP_DEMO_SERVICES",
   "QDP_LOG_LEVEL", "QDP_TUNE_SYSCTL", "QDP_WORKER_BUN_ARGS", "QDP_SESSION_STORE", "QDP_REDIS_URL", "QDP_REDIS_PREFIX",
   "QDP_REDIS_TIMEOUT_MS", "QDP_SESSION_FRESH_MS", "QDP_FORWARD_FILE", "QDP_MAX_REQUESTS", "QDP_MAX_REQUESTS_JITTER", "QDP_MAX_RSS", "QDP_STUCK_MS", "QDP_ACCESS_LOG", "QDP_STATS_HOST", "QDP_STATS_TOKEN", "QDP_TLS_CERT",
-  "QDP_TLS_KEY",
+  "QDP_TLS_KEY", "QDP_REPLAY_STORE",
 ] as const;

@@ -22,7 +22,7 @@ export const ERROR_CATALOGUE = {
   UNKNOWN_FUNCTION: { status: 404, doc: "No service is registered under that function number (or the path is unknown)." },
   PAYLOAD_TOO_LARGE: { status: 413, doc: "The body is larger than `QDP_MAX_BODY`." },
   UPSTREAM_ERROR: { status: 502, doc: "An upstream service the function called failed or answered badly." },
-  OVERLOADED: { status: 503, doc: "The worker has `QDP_MAX_INFLIGHT` calls in flight (or a bounded queue is full); retry after `Retry-After`." },
+  OVERLOADED: { status: 503, doc: "The worker has `QDP_MAX_INFLIGHT` calls in flight (or a bounded queue is full, or the call's nonce cannot be vouched for: replay cache full, shared replay store unreachable); the call did not run. Retry after `Retry-After` (a signed retry with a new nonce)." },
   OWNER_UNAVAILABLE: { status: 503, doc: "The user's owner worker stayed down for `QDP_OWNER_WAIT_MS`; retry after `Retry-After`." },
   SESSION_UNAVAILABLE: { status: 503, doc: "The session store could not be read or written in time; the call's session change was not stored. Retry after `Retry-After`." },
   SESSION_CONFLICT: { status: 503, doc: "The user's stored session changed since this owner loaded it (another host served the user); the change was not stored and a retry runs on fresh state." },

@@ -2,8 +2,7 @@
  * Prometheus text exposition of the cluster's stats: one sample per worker, labelled by index.
  */
 import { LATENCY_BUCKETS, type HistogramData } from "./histogram.ts";
-import type { ClusterStats } from "../types.ts";
-import type { SessionStoreStats } from "../types.ts";
+import type { ClusterStats, ReplayStoreStats, SessionStoreStats } from "../types.ts";
 
 function histogram(lines: string[], name: string, labels: string, h: HistogramData): void {
   let acc = 0;
@@ -89,6 +88,20 @@ export function renderMetrics(s: ClusterStats): string {
     }
     meta("qdp_session_store_latency_seconds", "histogram", "Latency of session store operations (load, check, write).");
     for (const w of withStore) histogram(out, "qdp_session_store_latency_seconds", `worker="${w.index}"`, w.sessionStore!.latency);
+  }
+  const withReplay = s.workers.filter((w) => w.replayStore !== undefined);
+  if (withReplay.length > 0) {
+    const counters: Array<[string, string, keyof ReplayStoreStats]> = [
+      ["qdp_replay_claims_total", "Nonces claimed in the shared replay store (QDP_REPLAY_STORE=redis).", "claims"],
+      ["qdp_replay_store_replays_total", "Replays caught by the shared replay store (already claimed by a host; 401).", "replays"],
+      ["qdp_replay_store_errors_total", "Nonce claims without an answer in time (503 OVERLOADED, fail closed).", "errors"],
+    ];
+    for (const [name, help, key] of counters) {
+      meta(name, "counter", help);
+      for (const w of withReplay) out.push(`${name}{worker="${w.index}"} ${w.replayStore![key] as number}`);
+    }
+    meta("qdp_replay_store_latency_seconds", "histogram", "Latency of nonce claims in the shared replay store.");
+    for (const w of withReplay) histogram(out, "qdp_replay_store_latency_seconds", `worker="${w.index}"`, w.replayStore!.latency);
   }
   meta("qdp_upstream_latency_seconds", "histogram", "Latency of upstream HTTP calls made by services.");
   for (const w of s.workers) {

@@ -4,7 +4,7 @@
  * restarted index carry over in /stats, so the difference stays meaningful across a restart.
  */
 import { parseArgs } from "node:util";
-import type { SessionStoreStats } from "../types.ts";
+import type { ReplayStoreStats, SessionStoreStats } from "../types.ts";
 import { type CommandIo, fetchStats, resolveStatsTarget, type StatsDoc, UsageError } from "./control.ts";
 import { Histogram, type HistogramData } from "./histogram.ts";
 
@@ -110,7 +110,7 @@ export function renderStatus(later: StatsDoc, earlier: StatsDoc | null, seconds:
     (sup.port !== undefined ? `  port ${sup.port}` : "") +
     `  stats 127.0.0.1:${statsPort}  workers ${later.workers.length}` +
     (earlier ? `  (rates over ${seconds.toFixed(1)} s)` : "");
-  return `${supLine}\n${table(head, rows, new Set([0, 1, 4, 5, 6, 7, 8, 9, 10, 11, 12]))}\n${sessionStoreLine(later)}`;
+  return `${supLine}\n${table(head, rows, new Set([0, 1, 4, 5, 6, 7, 8, 9, 10, 11, 12]))}\n${sessionStoreLine(later)}${replayStoreLine(later)}`;
 }
 
 /** One line of durable session store totals, when the cluster has one (QDP_SESSION_STORE=redis). */
@@ -129,6 +129,21 @@ function sessionStoreLine(doc: StatsDoc): string {
     `session store: loads ${sum("loads")}  checks ${sum("checks")}  stores ${sum("stores")}  conflicts ${sum("conflicts")}  errors ${sum("errors")}` +
     `  p99 ${p99 === null ? "-" : `<= ${(p99 * 1000).toFixed(p99 < 0.001 ? 2 : 1)} ms`}\n`
   );
+}
+
+/** One line of shared replay store totals, when the cluster has one (QDP_REPLAY_STORE=redis). */
+function replayStoreLine(doc: StatsDoc): string {
+  const all = doc.workers.map((w) => w.replayStore as ReplayStoreStats | undefined).filter((x) => x !== undefined);
+  if (all.length === 0) return "";
+  const sum = (k: "claims" | "replays" | "errors") => all.reduce((a, x) => a + x[k], 0);
+  const latency: HistogramData = { buckets: [], count: 0, sum: 0 };
+  for (const x of all) {
+    x.latency.buckets.forEach((n, i) => (latency.buckets[i] = (latency.buckets[i] ?? 0) + n));
+    latency.count += x.latency.count;
+    latency.sum += x.latency.sum;
+  }
+  const p99 = Histogram.quantile(latency, 0.99);
+  return `replay store: claims ${sum("claims")}  replays ${sum("replays")}  errors ${sum("errors")}  p99 ${p99 === null ? "-" : `<= ${(p99 * 1000).toFixed(p99 < 0.001 ? 2 : 1)} ms`}\n`;
 }
 
 /**

@@ -1,11 +1,14 @@
 /**
  * Chooses the store adapters from configuration. Records: MongoDB when `QDP_MONGO_URL` is set,
  * else the embedded SQLite store under `QDP_DATA_DIR`. Sessions: Redis with
- * `QDP_SESSION_STORE=redis`, else none beyond the owner's memory. Workers call these once at start-up.
+ * `QDP_SESSION_STORE=redis`, else none beyond the owner's memory. Replays: a shared Redis claim with
+ * `QDP_REPLAY_STORE=redis`, else only the owner's memory. Workers call these once at start-up.
  */
 import { createMongoStore } from "./mongo-store.ts";
 import type { RecordStore } from "./record-store.ts";
-import { createRedisClient } from "./redis-client.ts";
+import { createRedisClient, type RedisClient } from "./redis-client.ts";
+import { createRedisReplayStore } from "./replay-redis.ts";
+import type { ReplayStore } from "./replay-store.ts";
 import { createRedisSessionBackend } from "./session-redis.ts";
 import type { SessionBackend } from "./session-store.ts";
 import { createSqliteStore } from "./sqlite-store.ts";
@@ -41,6 +44,7 @@ export async function createRecordStore(opts: RecordStoreOptions): Promise<Recor
 }
 
 export type { SaveOutcome, SessionBackend, StoredSession } from "./session-store.ts";
+export { ReplayStoreUnavailable, type ClaimVerdict, type ReplayStore } from "./replay-store.ts";
 
 export interface SessionBackendOptions {
   /** `QDP_SESSION_STORE`. */
@@ -62,7 +66,27 @@ export interface SessionBackendOptions {
  * unreachable Redis shows as 503 SESSION_UNAVAILABLE on stateful calls until it is back.
  */
 export function createSessionBackend(opts: SessionBackendOptions): SessionBackend | null {
-  if (opts.store === "memory") return null;
+  return createRedisStores({ ...opts, replayStore: "memory" }).sessions;
+}
+
+export interface RedisStoresOptions extends SessionBackendOptions {
+  /** `QDP_REPLAY_STORE`. */
+  replayStore: "memory" | "redis";
+}
+
+/**
+ * The Redis-backed stores a worker was configured for, sharing one client (one connection per
+ * process: session writes and nonce claims of one tick go out in one socket write). Neither
+ * fails at start-up: while Redis is away, stateful calls answer 503 SESSION_UNAVAILABLE and
+ * signed calls 503 OVERLOADED (the replay store fails closed) until it is back.
+ */
+export function createRedisStores(opts: RedisStoresOptions): { sessions: SessionBackend | null; replay: ReplayStore | null; client: RedisClient | null } {
+  if (opts.store === "memory" && opts.replayStore === "memory") return { sessions: null, replay: null, client: null };
   const client = createRedisClient({ url: opts.redisUrl!, timeoutMs: opts.redisTimeoutMs, onEvent: opts.onEvent });
-  return createRedisSessionBackend({ client, prefix: opts.redisPrefix, ttlMs: opts.ttlMs });
+  // The stores do not close the shared client; the worker closes it once, after both.
+  return {
+    sessions: opts.store === "redis" ? createRedisSessionBackend({ client, prefix: opts.redisPrefix, ttlMs: opts.ttlMs, ownsClient: false }) : null,
+    replay: opts.replayStore === "redis" ? createRedisReplayStore({ client, prefix: opts.redisPrefix, ownsClient: false }) : null,
+    client,
+  };
 }

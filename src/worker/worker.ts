@@ -13,6 +13,7 @@ import { createOwnerSide, sendHandoff } from "../affinity/owner-side.ts";
 import { outboxTotals } from "../affinity/outbox.ts";
 import { Router } from "../affinity/router.ts";
 import { SessionStore } from "../affinity/sessions.ts";
+import { SharedReplay } from "../affinity/shared-replay.ts";
 import { createAllowList } from "../core/cidr.ts";
 import { ConfigError, configSource, loadConfig, type Config } from "../core/config.ts";
 import { loadKeyRing, type KeyRing } from "../core/keys.ts";
@@ -28,7 +29,7 @@ import { cpuSeconds, openFds } from "../ops/process-stats.ts";
 import { ALL_SERVICES, buildRegistry } from "../services/index.ts";
 import type { Registry } from "../services/registry.ts";
 import { loadServiceSettings, settingNames } from "../services/settings.ts";
-import { createRecordStore, createSessionBackend } from "../stores/index.ts";
+import { createRecordStore, createRedisStores } from "../stores/index.ts";
 import { createReplayMarks, type ReplayMarks } from "../stores/replay-mark.ts";
 import { SNAPSHOT_ENV } from "../supervisor/forward-table.ts";
 import { upstreamStats } from "../upstream/client.ts";
@@ -117,15 +118,21 @@ const serviceSettings = loadServiceSettings(
 );
 if (serviceSettings.problems.length > 0) await fatal(`invalid service settings: ${serviceSettings.problems.join("; ")}`);
 const sessions = new SessionStore(config.sessionMax, config.sessionTtlS * 1000);
-const sessionBackend = createSessionBackend({
+const redisStores = createRedisStores({
   store: config.sessionStore,
+  replayStore: config.replayStore,
   redisUrl: config.redisUrl,
   redisPrefix: config.redisPrefix,
   redisTimeoutMs: config.redisTimeoutMs,
   ttlMs: config.sessionTtlS * 1000,
   onEvent: (event, detail) =>
-    event === "up" ? log.info("session store connected", { detail }) : log.warn("session store connection lost; stateful calls answer 503 until it is back", { detail }),
+    event === "up"
+      ? log.info("redis connected", { detail, sessions: config.sessionStore, replay: config.replayStore })
+      : log.warn(`redis connection lost; until it is back ${[config.sessionStore === "redis" ? "stateful calls" : "", config.replayStore === "redis" ? "signed calls" : ""].filter(Boolean).join(" and ")} answer 503`, { detail }),
 });
+const sessionBackend = redisStores.sessions;
+const sharedReplay = redisStores.replay === null ? null : new SharedReplay(redisStores.replay);
+if (sharedReplay !== null && keys === null) log.warn("QDP_REPLAY_STORE=redis has nothing to do: no UAP keys, so no call is signed");
 const durable = sessionBackend === null ? null : new DurableSessions({ cache: sessions, backend: sessionBackend, freshMs: config.sessionFreshMs });
 // ---- replay protection that survives crashes and restarts (core/replay-fence.ts) ----
 const marks: ReplayMarks = await Promise.resolve()
@@ -174,6 +181,7 @@ const executor = new Executor({
   sessions,
   durable,
   replay,
+  sharedReplay,
   maxExecuting: config.maxInflight,
   upstreamTimeoutMs: config.upstreamTimeoutMs,
   // What the supervisor reads if this worker's loop ever stops (call-board.ts).
@@ -349,6 +357,8 @@ async function drainAndExit(): Promise<never> {
     direct?.close();
     await records.close().catch(() => {});
     sessionBackend?.close();
+    sharedReplay?.close();
+    redisStores.client?.close();
     log.info("worker stopped", { requests: counters.requests });
     await flushLogs();
   }
@@ -427,6 +437,7 @@ function collectStats(): WorkerStats {
     sessionsExpired: sessions.expired,
     ...(durable === null ? {} : { sessionStore: { ...durable.stats, latency: durable.latency.toJSON() } }),
     nonces: replay.size,
+    ...(sharedReplay === null ? {} : { replayStore: { ...sharedReplay.stats, latency: sharedReplay.latency.toJSON() } }),
     replayFence: fence.fenceSec,
     ownerWaits: hop.ownerWaits,
     ownerUnavailable: hop.ownerUnavailable,
