@@ -6,13 +6,9 @@
  * skipped with a message, except in CI (process.env.CI), where a missing nginx fails.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import type { Subprocess } from "bun";
 import { ownerOf } from "../src/core/ownership.ts";
 import { BUN, type Cluster, freePort, ROOT, startCluster } from "./support/cluster.ts";
-import { ensureNginx } from "./support/nginx.ts";
+import { ensureNginx, startNginx, type TestNginx } from "./support/nginx.ts";
 
 const USERS = 1000;
 
@@ -43,9 +39,8 @@ test.if(!nginx.path && !!process.env.CI)("nginx is available in CI", () => {
 });
 
 let cluster: Cluster | null = null;
-let proc: Subprocess | null = null;
-let dir = "";
 let front = "";
+let server: TestNginx | null = null;
 
 beforeAll(async () => {
   if (!nginx.path) return;
@@ -57,56 +52,13 @@ beforeAll(async () => {
     env: { ...process.env, QDP_WORKERS: "2", QDP_DIRECT_PORT_BASE: String(base) },
   });
   if (gen.exitCode !== 0) throw new Error(`qdp nginx-conf failed: ${gen.stderr.toString()}`);
-  dir = mkdtempSync(join(tmpdir(), "qdp-nginx-"));
-  // nginx's workers drop to "nobody" when the master is root: they must reach the temp paths.
-  chmodSync(dir, 0o755);
-  for (const d of ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"]) mkdirSync(join(dir, d));
-  writeFileSync(
-    join(dir, "nginx.conf"),
-    `worker_processes 1;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path ${dir}/client_body;
-    proxy_temp_path ${dir}/proxy;
-    fastcgi_temp_path ${dir}/fastcgi;
-    uwsgi_temp_path ${dir}/uwsgi;
-    scgi_temp_path ${dir}/scgi;
-${gen.stdout.toString()}
-}
-`,
-  );
-  proc = Bun.spawn([nginx.path, "-p", dir, "-c", join(dir, "nginx.conf"), "-e", join(dir, "error.log"), "-g", `daemon off; pid ${dir}/nginx.pid; error_log ${dir}/error.log;`], {
-    stdout: "ignore",
-    stderr: "pipe",
-  });
   front = `http://127.0.0.1:${listen}`;
-  const until = Date.now() + 10_000;
-  for (;;) {
-    try {
-      if ((await fetch(`${front}/healthz`)).status === 200) break;
-    } catch {}
-    if (proc.exitCode !== null || Date.now() > until) {
-      const log = (() => {
-        try {
-          return readFileSync(join(dir, "error.log"), "utf8");
-        } catch {
-          return "";
-        }
-      })();
-      throw new Error(`nginx did not come up (exit ${proc.exitCode}): ${await new Response(proc.stderr as ReadableStream).text().catch(() => "")}\n${log}`);
-    }
-    await Bun.sleep(50);
-  }
+  server = await startNginx(nginx.path, gen.stdout.toString(), `${front}/healthz`);
 });
 
 afterAll(async () => {
-  if (proc && proc.exitCode === null) {
-    proc.kill("SIGTERM");
-    await proc.exited;
-  }
+  await server?.stop();
   if (cluster) await cluster.stop();
-  if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 test.if(!!nginx.path)(`${USERS} users through nginx reach their owners with zero hops`, async () => {

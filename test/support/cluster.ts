@@ -49,18 +49,26 @@ export interface StartOptions {
   port?: number;
   /** Working directory (Bun reads `.env` from it); default the repository. */
   cwd?: string;
+  /** QDP_HOST (a loopback address such as 127.0.0.2 for a second "host"); default 127.0.0.1. */
+  host?: string;
+  /**
+   * Directory for the runtime and data dirs; default a new temporary one. Pass the `dir` of a
+   * killed cluster to start it again with its data (replay marks, records). Removed by `stop`.
+   */
+  dir?: string;
 }
 
 export async function startCluster(opts: StartOptions = {}): Promise<Cluster> {
   const port = opts.port ?? freePort();
   const statsPort = freePort();
-  const dir = mkdtempSync(join(tmpdir(), "qdp-test-"));
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), "qdp-test-"));
+  const host = opts.host ?? "127.0.0.1";
   let out = "";
   const proc = Bun.spawn(opts.cmd ?? [BUN, join(ROOT, "src/main.ts")], {
     cwd: opts.cwd ?? ROOT,
     env: {
       ...process.env,
-      QDP_HOST: "127.0.0.1",
+      QDP_HOST: host,
       QDP_PORT: String(port),
       QDP_STATS_PORT: String(statsPort),
       QDP_WORKERS: String(opts.workers ?? 2),
@@ -81,7 +89,7 @@ export async function startCluster(opts: StartOptions = {}): Promise<Cluster> {
   const cluster: Cluster = {
     port,
     statsPort,
-    url: `http://127.0.0.1:${port}`,
+    url: `http://${host}:${port}`,
     proc,
     dir,
     output: () => out,

@@ -25,7 +25,25 @@ export interface CounterLoad {
  * Starts `concurrency` loops, each calling `demo.counter` for users `${prefix}0..users-1` in turn,
  * over keep-alive connections to `url`.
  */
-export function counterLoad(url: string, o: { users: number; concurrency: number; prefix: string; timeoutMs?: number }): CounterLoad {
+export function counterLoad(
+  url: string,
+  o: {
+    users: number;
+    concurrency: number;
+    prefix: string;
+    timeoutMs?: number;
+    /** Extra headers per call (e.g. the UAP signature of `POST /api/1001` with body `{}` for the user). */
+    headers?: (user: string) => Record<string, string>;
+    /**
+     * Statuses whose outcome the caller cannot know besides 503 and 504 — e.g. a front proxy's
+     * 502 for a call its host died with.
+     */
+    unknownStatuses?: number[];
+    /** Sees every answer (status and headers) as it arrives. */
+    onResponse?: (user: string, r: Response) => void;
+  },
+): CounterLoad {
+  const unknown = new Set([503, 504, ...(o.unknownStatuses ?? [])]);
   const ledger = new Map<string, Ledger>();
   for (let u = 0; u < o.users; u++) ledger.set(`${o.prefix}${u}`, { acked: 0, unknown: 0 });
   const load: CounterLoad = {
@@ -52,13 +70,14 @@ export function counterLoad(url: string, o: { users: number; concurrency: number
       try {
         const r = await fetch(`${url}/api/1001`, {
           method: "POST",
-          headers: { "content-type": "application/json", "x-qdp-user": user },
+          headers: { "content-type": "application/json", "x-qdp-user": user, ...o.headers?.(user) },
           body: "{}",
           signal: AbortSignal.timeout(o.timeoutMs ?? 10_000),
         });
         status = String(r.status);
         const text = await r.text();
-        if (r.status !== 200 && r.status !== 503 && r.status !== 504) load.unexpected.push(`${user}: ${r.status} ${text}`);
+        o.onResponse?.(user, r);
+        if (r.status !== 200 && !unknown.has(r.status)) load.unexpected.push(`${user}: ${r.status} ${text}`);
       } catch {
         status = "net";
       }
