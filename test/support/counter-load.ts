@@ -44,6 +44,7 @@ export function counterLoad(
   },
 ): CounterLoad {
   const unknown = new Set([503, 504, ...(o.unknownStatuses ?? [])]);
+  const extra = o.headers;
   const ledger = new Map<string, Ledger>();
   for (let u = 0; u < o.users; u++) ledger.set(`${o.prefix}${u}`, { acked: 0, unknown: 0 });
   const load: CounterLoad = {
@@ -70,7 +71,7 @@ export function counterLoad(
       try {
         const r = await fetch(`${url}/api/1001`, {
           method: "POST",
-          headers: { "content-type": "application/json", "x-qdp-user": user, ...o.headers?.(user) },
+          headers: extra === undefined ? { "content-type": "application/json", "x-qdp-user": user } : withHeaders(user, extra(user)),
           body: "{}",
           signal: AbortSignal.timeout(o.timeoutMs ?? 10_000),
         });
@@ -103,4 +104,11 @@ export function ledgerViolations(load: CounterLoad, finalCount: (user: string) =
     if (n < l.acked || n > l.acked + l.unknown) bad.push(`${user}: count ${n}, acknowledged ${l.acked}, unknown ${l.unknown}`);
   }
   return bad;
+}
+
+/** The load's headers plus `more`, names compared case-insensitively (`more` wins, never doubled). */
+function withHeaders(user: string, more: Record<string, string>): Headers {
+  const h = new Headers({ "content-type": "application/json", "x-qdp-user": user });
+  for (const [k, v] of Object.entries(more)) h.set(k, v);
+  return h;
 }
