@@ -1,7 +1,7 @@
 /**
  * `bun run bench` — the side-by-side benchmark. See docs/benchmarks.md.
  *
- *   bun bench/run.ts [A] [B] [C] [D] [E] [--rounds N] [--duration S] [--b-duration S] [--quick]
+ *   bun bench/run.ts [A] [B] [C] [D] [E] [F] [--rounds N] [--duration S] [--b-duration S] [--quick]
  *                    [--only id,id] [--no-mongo] [--nginx-workers auto|N] [--cooldown S] [--warmup S]
  *
  * Installs what it needs from Debian's packages, starts every contender on free loopback
@@ -24,6 +24,7 @@ import { planB, reportB } from "./scenarios/b.ts";
 import { planC, reportC } from "./scenarios/c.ts";
 import { planD, reportD } from "./scenarios/d.ts";
 import { planE, reportE } from "./scenarios/e.ts";
+import { planF, reportF } from "./scenarios/f.ts";
 
 const { values, positionals } = parseArgs({
   args: Bun.argv.slice(2),
@@ -44,13 +45,14 @@ const { values, positionals } = parseArgs({
 });
 
 if (values.help) {
-  console.log(`usage: bun bench/run.ts [A] [B] [C] [D] [E] [--rounds N] [--duration S] [--b-duration S] [--quick]
+  console.log(`usage: bun bench/run.ts [A] [B] [C] [D] [E] [F] [--rounds N] [--duration S] [--b-duration S] [--quick]
                     [--only id,id] [--no-mongo] [--nginx-workers auto|N] [--cooldown S] [--warmup S]
-  A  the study's echo/hello at -c500 and -c5000        (default: all five scenarios)
+  A  the study's echo/hello at -c500 and -c5000        (default: all six scenarios)
   B  slow business call, C = 2,000 and 10,000 callers
   C  per-hop latency at -c10
   D  durable sessions: demo.counter at -c500, 1,000 users, memory vs Redis
   E  the migration bridge vs nginx hash in front of the same uWSGI + Flask processes
+  F  several hosts: signed demo.counter, 3 hosts behind nginx vs 1 host (and the nonce claim's cost)
   --quick       1 round, 3 s runs (B: 9 s, C = 500 and 2,000); results in bench/results/quick/
   --only        contender ids, e.g. study,node,bun,qdp-users (see docs/benchmarks.md)
   --render      no runs: rebuild tables, charts and summary from the saved <scenario>.raw.json`);
@@ -70,11 +72,11 @@ const duration = num(values.duration, quick ? 3 : 10, "duration");
 const bDuration = num(values["b-duration"], quick ? 9 : 21, "b-duration");
 const cooldown = num(values.cooldown, quick ? 1 : 2, "cooldown");
 const warmup = values.warmup === "0" ? 0 : num(values.warmup, quick ? 1 : 3, "warmup");
-const scenarios = (positionals.length ? positionals : ["A", "B", "C", "D", "E"]).map((s) => s.toUpperCase());
-for (const s of scenarios) if (!["A", "B", "C", "D", "E"].includes(s)) throw new Error(`unknown scenario ${s} (A, B, C, D or E)`);
+const scenarios = (positionals.length ? positionals : ["A", "B", "C", "D", "E", "F"]).map((s) => s.toUpperCase());
+for (const s of scenarios) if (!["A", "B", "C", "D", "E", "F"].includes(s)) throw new Error(`unknown scenario ${s} (A, B, C, D, E or F)`);
 const only = values.only?.split(",").map((s) => s.trim());
 
-const reports: Record<string, (r: ScenarioResult) => void> = { A: reportA, B: reportB, C: reportC, D: reportD, E: reportE };
+const reports: Record<string, (r: ScenarioResult) => void> = { A: reportA, B: reportB, C: reportC, D: reportD, E: reportE, F: reportF };
 
 if (values.render) {
   if (quick) setResultsDir(join(RESULTS_DIR, "quick"));
@@ -110,6 +112,7 @@ try {
     if (s === "C") plans.push([planC({ durationSec: duration, quick, tmp, log }), reportC]);
     if (s === "D") plans.push([planD({ durationSec: duration, quick, tmp, log }), reportD]);
     if (s === "E") plans.push([planE({ durationSec: duration, quick, tmp, log }), reportE]);
+    if (s === "F") plans.push([planF({ durationSec: duration, quick, tmp, log }), reportF]);
   }
   for (const [plan, report] of plans) {
     if (only) plan.contenders = plan.contenders.filter((c) => only.includes(c.id));

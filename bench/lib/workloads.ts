@@ -25,11 +25,11 @@ export function rotatingUsers(path: string, body: string, countStatuses = false)
 export const BENCH_KEY = { keyId: "bench", secret: randomBytes(24).toString("base64url") };
 
 /**
- * Signed echo as 1,000 rotating users. Right before each run it writes enough signed header
+ * Signed calls (default: echo) as 1,000 rotating users. Right before each run it writes enough signed header
  * sets for 1.5 × duration × a rate of twice this contender's fastest so far (60k/s before its
  * first run, at least 30k/s), split per wrk thread, in a temp dir that `tmpRoot` cleans up.
  */
-export function signedUsers(tmpRoot: string, log: (line: string) => void, target = "/api/1000"): Workload {
+export function signedUsers(tmpRoot: string, log: (line: string) => void, target = "/api/1000", body = ECHO_BODY): Workload {
   let previous: string | undefined;
   return {
     method: "POST",
@@ -46,11 +46,11 @@ export function signedUsers(tmpRoot: string, log: (line: string) => void, target
       previous = dir;
       const t0 = performance.now();
       const prefix = await writeSignedFiles(
-        { dir, threads: c.threads, perThread, keyId: BENCH_KEY.keyId, secret: BENCH_KEY.secret, target, body: ECHO_BODY, users: USERS },
+        { dir, threads: c.threads, perThread, keyId: BENCH_KEY.keyId, secret: BENCH_KEY.secret, target, body, users: USERS },
         sign,
       );
       log(`signed ${perThread * c.threads} header sets in ${Math.round(performance.now() - t0)} ms with ${source}`);
-      return [ECHO_BODY, prefix, BENCH_KEY.keyId];
+      return [body, prefix, BENCH_KEY.keyId];
     },
   };
 }

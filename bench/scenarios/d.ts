@@ -6,11 +6,9 @@
  * redis-server with AOF `everysec`; its CPU during each run is reported in cores.
  */
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { caseTable, find, ratio, writeScenario } from "../lib/report.ts";
 import type { Case, Contender, ScenarioPlan, ScenarioResult } from "../lib/runner.ts";
-import { freePort } from "../lib/net.ts";
-import { spawnManaged, stopManaged } from "../lib/procs.ts";
+import { startBenchRedis } from "../lib/redis.ts";
 import { qdpServer, type ServerContext } from "../lib/servers.ts";
 import { rotatingUsers } from "../lib/workloads.ts";
 import type { ScenarioOptions } from "./a.ts";
@@ -41,27 +39,7 @@ export function planD(o: ScenarioOptions): ScenarioPlan {
       qdpServer("qdp", "qdp-server (sessions in memory)", () => ({})),
       qdpServer("qdp-redis", "qdp-server (sessions in Redis)", (ctx) => ({ QDP_SESSION_STORE: "redis", QDP_REDIS_URL: ctx.redisUrl ?? "", QDP_REDIS_PREFIX: "bench:" })),
     ],
-    async setup(ctx: ServerContext) {
-      const port = await freePort();
-      const dir = join(ctx.tmp, "redis");
-      await Bun.$`mkdir -p ${dir}`.quiet();
-      const m = spawnManaged({
-        name: "redis",
-        logDir: dir,
-        cmd: ["redis-server", "--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "yes", "--appendfsync", "everysec", "--daemonize", "no"],
-      });
-      const until = Date.now() + 10_000;
-      for (;;) {
-        const r = Bun.spawnSync(["redis-cli", "-p", String(port), "ping"]);
-        if (r.stdout.toString().trim() === "PONG") break;
-        if (Date.now() > until) throw new Error("redis-server did not start for scenario D");
-        await Bun.sleep(100);
-      }
-      ctx.redisUrl = `redis://127.0.0.1:${port}/0`;
-      ctx.redisPid = m.pid;
-      const version = Bun.spawnSync(["redis-server", "--version"]).stdout.toString().trim().split(" ").slice(0, 3).join(" ");
-      return { notes: [`${version}, private instance on 127.0.0.1, AOF appendfsync everysec, one connection per worker`], stop: () => stopManaged(m) };
-    },
+    setup: (ctx: ServerContext) => startBenchRedis(ctx, "D"),
     measure(ctx) {
       const pid = ctx.redisPid;
       if (pid === undefined) return { stop: () => ({}) };
