@@ -168,6 +168,14 @@ describe("session store settings", () => {
     expect(bad.join()).not.toContain("secret");
     expect(bad.join()).toContain("QDP_REDIS_PREFIX");
   });
+
+  test("QDP_REPLAY_STORE: memory by default, redis with the shared URL, anything else refused", () => {
+    expect(loadConfig({}, 2).replayStore).toBe("memory");
+    const c = loadConfig({ QDP_REPLAY_STORE: "redis", QDP_REDIS_URL: "redis://10.0.0.5:6379/0" }, 2);
+    expect([c.replayStore, c.sessionStore]).toEqual(["redis", "memory"]);
+    expect(problems({ QDP_REPLAY_STORE: "redis" })).toEqual([expect.stringContaining("QDP_REDIS_URL: required with QDP_REPLAY_STORE=redis")]);
+    expect(problems({ QDP_REPLAY_STORE: "disk" })).toEqual([expect.stringContaining('QDP_REPLAY_STORE="disk": expected memory or redis')]);
+  });
 });
 
 describe("QDP_CONFIG file", () => {
