@@ -131,7 +131,7 @@ describe.if(!!redisBin.path)("against a real redis-server", () => {
         worker: 0,
         log: createLogger("error"),
         records,
-        settings: { upstreamA: undefined, upstreamB: undefined },
+        settings: new Map(),
         sessions: new SessionStore(100, 60_000),
         replay: guardReplay(createReplayCache({ maxEntries: 1000 }), createReplayFence({ persistedSec: 0, persist: (s) => s })),
         sharedReplay: shared === null ? null : new SharedReplay(shared),
