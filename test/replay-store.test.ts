@@ -24,7 +24,7 @@ import { ReplayStoreUnavailable, type ReplayStore } from "../src/stores/replay-s
 import type { RecordStore } from "../src/stores/record-store.ts";
 import { createSqliteStore } from "../src/stores/sqlite-store.ts";
 import type { Call } from "../src/affinity/executor.ts";
-import type { RegisteredService } from "../src/services/registry.ts";
+import { Registry } from "../src/services/registry.ts";
 import { ensureRedis, startRedis, type TestRedis } from "./support/redis.ts";
 
 const nonce = (i: number) => `claim-nonce-${i.toString().padStart(8, "0")}`;
@@ -109,22 +109,21 @@ describe.if(!!redisBin.path)("against a real redis-server", () => {
     let dir = "";
     let records: RecordStore;
     const runs: string[] = [];
-    const svc = (funcNo: number, stateful: boolean) =>
-      ({
-        def: defineService({
-          funcNo,
-          name: `t.${funcNo}`,
-          description: "records that it ran",
-          stateful,
-          input: t.Unknown(),
-          output: t.Unknown(),
-          handler: (ctx) => {
-            runs.push(`${funcNo}:${ctx.user}:${String((ctx.input as { tag?: string } | null)?.tag)}`);
-            return { ok: true };
-          },
-        }),
-      }) as unknown as RegisteredService;
-    const stateless = svc(9001, false);
+    const registry = new Registry([
+      defineService({
+        funcNo: 9001,
+        name: "t.recorder",
+        description: "records that it ran",
+        stateful: false,
+        input: t.Unknown(),
+        output: t.Unknown(),
+        handler: (ctx) => {
+          runs.push(`9001:${ctx.user}:${String((ctx.input as { tag?: string } | null)?.tag)}`);
+          return { ok: true };
+        },
+      }),
+    ]);
+    const stateless = registry.require(9001);
 
     const owner = (shared: ReplayStore | null) =>
       new Executor({
