@@ -173,6 +173,7 @@ export function reportF(r: ScenarioResult): void {
     "verified, its nonce checked (and with `QDP_REPLAY_STORE=redis` claimed by `SET NX EX`), and its session change",
     "stored in Redis before the reply. \"3 hosts\" are three qdp-server instances on 127.0.0.2-4 behind one nginx with the",
     "config `qdp nginx-conf --hosts` prints; all processes share this box's cores, so read the ratios, not the absolute rates.",
-    "-c256 saturates the box (throughput); -c16 leaves headroom (the latency the front adds). See docs/multi-host.md.",
+    "-c256 saturates the box (throughput); -c16 leaves headroom (the latency the front adds). The \"× qdp no-hop\" column",
+    "is each row ÷ the one-host row (replay: redis). See docs/multi-host.md.",
   ]);
 }
