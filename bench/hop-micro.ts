@@ -1,23 +1,21 @@
 /**
  * Micro-benchmark of the hop alone: one process is both edge and owner over a real Unix
  * socket, so the number is the CPU of both sides of a hopped call (client request, frame
- * codec, owner execution of demo.echo, reply). Prints µs per call; no assertions.
+ * codec, the owner side's checks and execution of demo.echo, reply). Prints µs per call; no
+ * assertions.
  *   bun bench/hop-micro.ts [calls=300000] [concurrency=500]
  */
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { Executor } from "../src/affinity/executor.ts";
-import { HopClient } from "../src/affinity/hop-client.ts";
 import { startHopServer } from "../src/affinity/hop-server.ts";
-import { Router } from "../src/affinity/router.ts";
 import { SessionStore } from "../src/affinity/sessions.ts";
-import { decodeText, FrameType, splitCall } from "../src/core/frames.ts";
 import { ownerOf } from "../src/core/ownership.ts";
 import { createReplayCache } from "../src/core/replay-cache.ts";
 import { createReplayFence, guardReplay } from "../src/core/replay-fence.ts";
 import { createLogger } from "../src/ops/logger.ts";
 import { buildRegistry } from "../src/services/index.ts";
 import { createSqliteStore } from "../src/stores/sqlite-store.ts";
+import { createWorker, type WorkerCore } from "../src/worker/create-worker.ts";
 
 const total = Number(process.argv[2] ?? 300_000);
 const concurrency = Number(process.argv[3] ?? 500);
@@ -25,42 +23,24 @@ const dir = mkdtempSync(`${tmpdir()}/qdp-hop-micro-`);
 const log = createLogger("warn");
 const registry = buildRegistry({ demo: true });
 const records = createSqliteStore({ dataDir: dir });
-const mkExec = (worker: number) =>
-  new Executor({
-    worker,
+const secret = "bench-secret";
+const limits = { workers: 2, maxInflight: 1e9, upstreamTimeoutMs: 1000, ownerWaitMs: 3000, hopMaxPending: 1e6, timeoutMs: 30_000 };
+// Both workers built as a worker process builds itself (src/worker/create-worker.ts).
+const [edge, owner] = [0, 1].map((index) =>
+  createWorker(limits, { index, gen: index + 1, secret }, {
     log,
     records,
+    registry,
     settings: new Map(),
     sessions: new SessionStore(1000, 60_000),
     // No restart to survive here: the mark is kept in memory.
     replay: guardReplay(createReplayCache({ maxEntries: 1000 }), createReplayFence({ persistedSec: 0, persist: (sec) => sec })),
-    maxExecuting: 1e9,
-    upstreamTimeoutMs: 1000,
-  });
-const owner = mkExec(1);
-const secret = "bench-secret";
+  }),
+) as [WorkerCore, WorkerCore];
 const path = `${dir}/w1.sock`;
-startHopServer({
-  path,
-  secret,
-  index: 1,
-  gen: 2,
-  log,
-  async handle(type, payload) {
-    const { head, input } = splitCall(payload);
-    const text = await owner.run({
-      service: registry.require(head.f),
-      user: head.u,
-      requestId: head.r,
-      input: JSON.parse(decodeText(input)),
-      deadline: Date.now() + head.t,
-    });
-    return { type: FrameType.RESULT, text };
-  },
-});
-const hop = new HopClient({ self: 0, selfGen: 1, workers: 2, secret, ownerWaitMs: 3000, maxPending: 1e6, log });
-hop.setPeers([{ index: 1, gen: 2, path }]);
-const router = new Router(0, 2, mkExec(0), hop);
+startHopServer({ path, secret, index: 1, gen: 2, log, handle: owner.ownerSide.handle });
+edge.hop.setPeers([{ index: 1, gen: 2, path }]);
+const router = edge.router;
 // Users owned by worker 1, so every call hops.
 const users = Array.from({ length: 5000 }, (_, i) => `u${i}`).filter((u) => ownerOf(u, 2) === 1);
 const service = registry.require(1000);

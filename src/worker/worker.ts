@@ -6,12 +6,9 @@
 import { mkdirSync, readFileSync, unlinkSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { DurableSessions } from "../affinity/durable-sessions.ts";
-import { Executor } from "../affinity/executor.ts";
-import { HopClient } from "../affinity/hop-client.ts";
 import { hopSocketPath, startHopServer } from "../affinity/hop-server.ts";
-import { createOwnerSide, sendHandoff } from "../affinity/owner-side.ts";
+import { sendHandoff } from "../affinity/owner-side.ts";
 import { outboxTotals } from "../affinity/outbox.ts";
-import { Router } from "../affinity/router.ts";
 import { SessionStore } from "../affinity/sessions.ts";
 import { SharedReplay } from "../affinity/shared-replay.ts";
 import { createAllowList } from "../core/cidr.ts";
@@ -21,6 +18,7 @@ import { createReplayCache } from "../core/replay-cache.ts";
 import { createReplayFence, fenceFromMarks, guardReplay } from "../core/replay-fence.ts";
 import { createEdgeApp } from "../edge/app.ts";
 import { startPublicServer } from "../edge/public-server.ts";
+import { createWorker } from "./create-worker.ts";
 import type { EdgeCounters } from "../edge/call-handler.ts";
 import { CallDurations } from "../ops/call-durations.ts";
 import { createLogLimiter } from "../ops/log-limiter.ts";
@@ -173,30 +171,22 @@ function fenceFromFiles(why: string): void {
     log.info("replay fence set: signed calls stamped at or before it are refused (UAP signs them again)", { why, fenceSec, fenceAt: new Date(fenceSec * 1000).toISOString() });
   }
 }
-const executor = new Executor({
-  worker: index,
+const { executor, hop, router, ownerSide } = createWorker(config, { index, gen, secret }, {
   log,
   records,
+  registry,
   settings: serviceSettings.byService,
   sessions,
   durable,
   replay,
   sharedReplay,
-  maxExecuting: config.maxInflight,
-  upstreamTimeoutMs: config.upstreamTimeoutMs,
   // What the supervisor reads if this worker's loop ever stops (call-board.ts).
   tracker: openCallBoard(callBoardPath(config.runtimeDir, index, gen)),
+  onTakenOver() {
+    if (handoffTimer) clearTimeout(handoffTimer);
+    state = "ready";
+  },
 });
-const hop = new HopClient({
-  self: index,
-  selfGen: gen,
-  workers: config.workers,
-  secret,
-  ownerWaitMs: config.ownerWaitMs,
-  maxPending: config.hopMaxPending,
-  log,
-});
-const router = new Router(index, config.workers, executor, hop);
 
 // A replacement runs nothing for its users until the old worker handed their sessions over.
 let handoffTimer: ReturnType<typeof setTimeout> | null = null;
@@ -229,19 +219,6 @@ process.on("exit", () => {
     unlinkSync(hopPath);
   } catch {}
 });
-const ownerSide = createOwnerSide({
-  index,
-  router,
-  executor,
-  registry,
-  log,
-  timeoutMs: config.timeoutMs,
-  onTakenOver() {
-    if (handoffTimer) clearTimeout(handoffTimer);
-    state = "ready";
-  },
-});
-
 const hopServer = startHopServer({ path: hopPath, secret, index, gen, log, handle: ownerSide.handle });
 
 // ---- edge ----

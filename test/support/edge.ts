@@ -7,11 +7,8 @@ import { loadServiceSettings } from "../../src/services/settings.ts";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Executor } from "../../src/affinity/executor.ts";
-import { HopClient } from "../../src/affinity/hop-client.ts";
+import type { Executor } from "../../src/affinity/executor.ts";
 import { startHopServer, type HopServer } from "../../src/affinity/hop-server.ts";
-import { createOwnerSide } from "../../src/affinity/owner-side.ts";
-import { Router } from "../../src/affinity/router.ts";
 import { SessionStore } from "../../src/affinity/sessions.ts";
 import { createAllowList } from "../../src/core/cidr.ts";
 import { loadConfig, type Config } from "../../src/core/config.ts";
@@ -27,6 +24,7 @@ import type { AnyService } from "../../src/services/types.ts";
 import { createReplayMarks } from "../../src/stores/replay-mark.ts";
 import type { RecordStore } from "../../src/stores/record-store.ts";
 import { createSqliteStore } from "../../src/stores/sqlite-store.ts";
+import { createWorker } from "../../src/worker/create-worker.ts";
 
 export interface TestEdge {
   app: ReturnType<typeof createEdgeApp>;
@@ -70,38 +68,32 @@ function build(dir: string, o: TestEdgeOptions): TestEdge {
   const records = createSqliteStore({ dataDir: dir });
   const settings = loadServiceSettings(registry.list().map((s) => s.def), { ...o.env });
   if (settings.problems.length > 0) throw new Error(`service settings: ${settings.problems.join("; ")}`);
-  const executors = Array.from(
-    { length: workers },
-    (_, worker) =>
-      new Executor({
-        worker,
-        log,
-        records,
-        settings: settings.byService,
-        sessions: new SessionStore(config.sessionMax, config.sessionTtlS * 1000),
-        replay: (() => {
-          // The real mark files, in this edge's temporary data directory; no fence (a first start).
-          const marks = createReplayMarks({ dataDir: dir, index: worker });
-          return guardReplay(createReplayCache({ maxEntries: config.nonceMax }), createReplayFence({ persistedSec: 0, persist: (sec) => marks.write(sec) }));
-        })(),
-        maxExecuting: config.maxInflight,
-        upstreamTimeoutMs: config.upstreamTimeoutMs,
-      }),
-  );
   const secret = "test-cluster-secret";
-  const hop = new HopClient({ self: 0, selfGen: 1, workers, secret, ownerWaitMs: config.ownerWaitMs, maxPending: config.hopMaxPending, log });
+  // Each in-process worker is built by the same factory as a worker process.
+  const cores = Array.from({ length: workers }, (_, index) =>
+    createWorker(config, { index, gen: index + 1, secret }, {
+      log,
+      records,
+      registry,
+      settings: settings.byService,
+      sessions: new SessionStore(config.sessionMax, config.sessionTtlS * 1000),
+      replay: (() => {
+        // The real mark files, in this edge's temporary data directory; no fence (a first start).
+        const marks = createReplayMarks({ dataDir: dir, index });
+        return guardReplay(createReplayCache({ maxEntries: config.nonceMax }), createReplayFence({ persistedSec: 0, persist: (sec) => marks.write(sec) }));
+      })(),
+    }),
+  );
+  const executors = cores.map((c) => c.executor);
+  const hop = cores[0]!.hop;
   let server: HopServer | null = null;
-  let ownerHop: HopClient | null = null;
   if (o.hop) {
+    // Worker 1 answers over a real Unix socket with the owner-side handler a worker process uses.
     const path = join(dir, "w1.sock");
-    // Worker 1 answers with the same owner-side handler a real worker uses.
-    ownerHop = new HopClient({ self: 1, selfGen: 2, workers, secret, ownerWaitMs: 100, maxPending: 10, log });
-    const router1 = new Router(1, workers, executors[1]!, ownerHop);
-    const owner = createOwnerSide({ index: 1, router: router1, executor: executors[1]!, registry, log, timeoutMs: config.timeoutMs });
-    server = startHopServer({ path, secret, index: 1, gen: 2, log, handle: owner.handle });
+    server = startHopServer({ path, secret, index: 1, gen: 2, log, handle: cores[1]!.ownerSide.handle });
     hop.setPeers([{ index: 1, gen: 2, path }]);
   }
-  const router = new Router(0, workers, executors[0]!, hop);
+  const router = cores[0]!.router;
   const counters: EdgeCounters = { requests: 0, inflight: 0, errors: {}, clientAborts: 0 };
   const keys = o.keys ? parseKeyList(o.keys).ring : null;
   const app = createEdgeApp({
@@ -131,8 +123,7 @@ function build(dir: string, o: TestEdgeOptions): TestEdge {
       }
     },
     close() {
-      hop.stop();
-      ownerHop?.stop();
+      for (const c of cores) c.hop.stop();
       server?.stop();
       for (const e of executors) e.close();
       void records.close();
