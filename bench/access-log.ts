@@ -32,7 +32,15 @@ async function once(setting: string): Promise<{ rps: number; bytesPerCall: numbe
   const logFile = join(dir, "server.log");
   const proc = Bun.spawn([process.execPath, join(ROOT, "src/main.ts")], {
     cwd: ROOT,
-    env: { ...process.env, QDP_PORT: String(port), QDP_STATS_PORT: String(statsPort), QDP_WORKERS: "2", QDP_RUNTIME_DIR: join(dir, "run"), QDP_DATA_DIR: join(dir, "data"), QDP_ACCESS_LOG: setting },
+    env: {
+      ...process.env,
+      QDP_PORT: String(port),
+      QDP_STATS_PORT: String(statsPort),
+      QDP_WORKERS: "2",
+      QDP_RUNTIME_DIR: join(dir, "run"),
+      QDP_DATA_DIR: join(dir, "data"),
+      QDP_ACCESS_LOG: setting,
+    },
     stdout: Bun.file(logFile),
     stderr: "inherit",
   });
@@ -45,7 +53,18 @@ async function once(setting: string): Promise<{ rps: number; bytesPerCall: numbe
     }
     const before = statSync(logFile).size;
     const wrk = Bun.spawnSync(
-      ["wrk", "-t1", `-c${CONNS}`, `-d${SECONDS}s`, "-s", join(ROOT, "bench/wrk/users.lua"), `http://127.0.0.1:${port}/api/1000`, "--", '{"hello":"world"}', "1000"],
+      [
+        "wrk",
+        "-t1",
+        `-c${CONNS}`,
+        `-d${SECONDS}s`,
+        "-s",
+        join(ROOT, "bench/wrk/users.lua"),
+        `http://127.0.0.1:${port}/api/1000`,
+        "--",
+        '{"hello":"world"}',
+        "1000",
+      ],
       { stdout: "pipe", stderr: "pipe" },
     );
     const out = wrk.stdout.toString();
@@ -74,5 +93,7 @@ const base = median(results.get("0")!.map((r) => r.rps));
 console.log(`\n| QDP_ACCESS_LOG | req/s (median of ${ROUNDS}) | min–max | × off | log bytes/call |\n|---|---:|---:|---:|---:|`);
 for (const [s, rs] of results) {
   const rps = rs.map((r) => r.rps);
-  console.log(`| ${s} | ${median(rps).toFixed(0)} | ${Math.min(...rps).toFixed(0)}–${Math.max(...rps).toFixed(0)} | ${(median(rps) / base).toFixed(2)}× | ${median(rs.map((r) => r.bytesPerCall)).toFixed(0)} |`);
+  console.log(
+    `| ${s} | ${median(rps).toFixed(0)} | ${Math.min(...rps).toFixed(0)}–${Math.max(...rps).toFixed(0)} | ${(median(rps) / base).toFixed(2)}× | ${median(rs.map((r) => r.bytesPerCall)).toFixed(0)} |`,
+  );
 }

@@ -33,7 +33,9 @@ const { values } = parseArgs({
   },
 });
 if (values.help) {
-  console.log("usage: bun bench/chaos.ts [--phase-sec S] [--every S] [--users N] [--concurrency N] [--workers N] [--store redis|memory] [--phases 1,2,3,4,5] [--max-requests N] [--out FILE]");
+  console.log(
+    "usage: bun bench/chaos.ts [--phase-sec S] [--every S] [--users N] [--concurrency N] [--workers N] [--store redis|memory] [--phases 1,2,3,4,5] [--max-requests N] [--out FILE]",
+  );
   process.exit(0);
 }
 

@@ -30,7 +30,14 @@ const m = spawnManaged({
   cmd: [process.execPath, "src/main.ts"],
   cwd: root,
   logDir: tmp,
-  env: { ...process.env, QDP_PORT: String(port), QDP_STATS_PORT: String(statsPort), QDP_WORKERS: "2", QDP_RUNTIME_DIR: join(tmp, "run"), QDP_DATA_DIR: join(tmp, "data") },
+  env: {
+    ...process.env,
+    QDP_PORT: String(port),
+    QDP_STATS_PORT: String(statsPort),
+    QDP_WORKERS: "2",
+    QDP_RUNTIME_DIR: join(tmp, "run"),
+    QDP_DATA_DIR: join(tmp, "data"),
+  },
 });
 
 async function perWorker(): Promise<number[]> {
@@ -47,7 +54,15 @@ try {
     const shares: number[] = [];
     for (let r = 0; r < rounds; r++) {
       const before = await perWorker();
-      const { result } = await runWrk({ url: `http://127.0.0.1:${port}/api/1000`, threads: Math.min(2, k), connections: k, durationSec, timeoutSec: 5, script: "users.lua", scriptArgs: ['{"hello":"world"}', "1000"] });
+      const { result } = await runWrk({
+        url: `http://127.0.0.1:${port}/api/1000`,
+        threads: Math.min(2, k),
+        connections: k,
+        durationSec,
+        timeoutSec: 5,
+        script: "users.lua",
+        scriptArgs: ['{"hello":"world"}', "1000"],
+      });
       const after = await perWorker();
       const delta = after.map((n, i) => n - (before[i] ?? 0));
       const total = delta.reduce((a, b) => a + b, 0);

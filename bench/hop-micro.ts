@@ -27,15 +27,19 @@ const secret = "bench-secret";
 const limits = { workers: 2, maxInflight: 1e9, upstreamTimeoutMs: 1000, ownerWaitMs: 3000, hopMaxPending: 1e6, timeoutMs: 30_000 };
 // Both workers built as a worker process builds itself (src/worker/create-worker.ts).
 const [edge, owner] = [0, 1].map((index) =>
-  createWorker(limits, { index, gen: index + 1, secret }, {
-    log,
-    records,
-    registry,
-    settings: new Map(),
-    sessions: new SessionStore(1000, 60_000),
-    // No restart to survive here: the mark is kept in memory.
-    replay: guardReplay(createReplayCache({ maxEntries: 1000 }), createReplayFence({ persistedSec: 0, persist: (sec) => sec })),
-  }),
+  createWorker(
+    limits,
+    { index, gen: index + 1, secret },
+    {
+      log,
+      records,
+      registry,
+      settings: new Map(),
+      sessions: new SessionStore(1000, 60_000),
+      // No restart to survive here: the mark is kept in memory.
+      replay: guardReplay(createReplayCache({ maxEntries: 1000 }), createReplayFence({ persistedSec: 0, persist: (sec) => sec })),
+    },
+  ),
 ) as [WorkerCore, WorkerCore];
 const path = `${dir}/w1.sock`;
 startHopServer({ path, secret, index: 1, gen: 2, log, handle: owner.ownerSide.handle });
@@ -58,5 +62,7 @@ await Promise.all(Array.from({ length: concurrency }, () => worker(Math.floor(to
 const wall = performance.now() - t0;
 const cpu = process.cpuUsage(cpu0);
 const calls = Math.floor(total / concurrency) * concurrency;
-console.log(`hop-micro: ${calls} calls, concurrency ${concurrency}: ${((cpu.user + cpu.system) / calls).toFixed(2)} µs CPU per hopped call (both sides), ${(calls / (wall / 1000)).toFixed(0)} calls/s`);
+console.log(
+  `hop-micro: ${calls} calls, concurrency ${concurrency}: ${((cpu.user + cpu.system) / calls).toFixed(2)} µs CPU per hopped call (both sides), ${(calls / (wall / 1000)).toFixed(0)} calls/s`,
+);
 process.exit(0);

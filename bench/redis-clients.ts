@@ -46,9 +46,17 @@ async function redisServer() {
   });
   let proc: ReturnType<typeof Bun.spawn> | null = null;
   const start = async () => {
-    proc = Bun.spawn(["redis-server", "--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "no"], { stdout: "ignore", stderr: "ignore" });
+    proc = Bun.spawn(["redis-server", "--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "no"], {
+      stdout: "ignore",
+      stderr: "ignore",
+    });
     for (let i = 0; i < 100; i++) {
-      if (Bun.spawnSync(["redis-cli", "-p", String(port), "ping"]).stdout.toString().trim() === "PONG") return;
+      if (
+        Bun.spawnSync(["redis-cli", "-p", String(port), "ping"])
+          .stdout.toString()
+          .trim() === "PONG"
+      )
+        return;
       await Bun.sleep(50);
     }
     throw new Error("redis-server did not start");
@@ -127,8 +135,7 @@ async function restart(c: Candidate, server: Awaited<ReturnType<typeof redisServ
         if (v !== (i % 2 === 0 ? id : 1)) {
           wrong++;
           if (examples.length < 3) examples.push(`${i % 2 === 0 ? `ECHO ${id}` : `INCR (fresh key)`} -> ${JSON.stringify(v)}`);
-        }
-        else ok++;
+        } else ok++;
       } catch {
         failed++;
         await Bun.sleep(5);
@@ -156,12 +163,16 @@ try {
   console.log(`\nsession write (CAS script), 500 callers, 1,000 users, ${DURATION / 1000} s each`);
   for (const c of list) {
     const r = await throughput(c);
-    console.log(`  ${c.name.padEnd(34)} ${Math.round(r.opsPerSec).toLocaleString("en-US").padStart(8)} ops/s  p50 ${r.p50.toFixed(2)} ms  p99 ${r.p99.toFixed(2)} ms  errors ${r.errors}`);
+    console.log(
+      `  ${c.name.padEnd(34)} ${Math.round(r.opsPerSec).toLocaleString("en-US").padStart(8)} ops/s  p50 ${r.p50.toFixed(2)} ms  p99 ${r.p99.toFixed(2)} ms  errors ${r.errors}`,
+    );
   }
   console.log("\nRedis stopped for 1 s under load (200 callers) and started again");
   for (const c of list) {
     const r = await restart(c, server);
-    console.log(`  ${c.name.padEnd(34)} wrong replies ${r.wrong}  ok ${r.ok}  failed ${r.failed}  recovered ${r.recovered}  slowest call ${r.slowest.toFixed(0)} ms`);
+    console.log(
+      `  ${c.name.padEnd(34)} wrong replies ${r.wrong}  ok ${r.ok}  failed ${r.failed}  recovered ${r.recovered}  slowest call ${r.slowest.toFixed(0)} ms`,
+    );
     for (const e of r.examples) console.log(`      e.g. ${e}`);
   }
   for (const c of list) await c.close();

@@ -28,7 +28,10 @@ const port = (() => {
   return p;
 })();
 const dir = mkdtempSync(join(tmpdir(), "qdp-claim-bench-"));
-const redis = Bun.spawn(["redis-server", "--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "yes", "--appendfsync", "everysec"], { stdout: "ignore", stderr: "ignore" });
+const redis = Bun.spawn(
+  ["redis-server", "--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "yes", "--appendfsync", "everysec"],
+  { stdout: "ignore", stderr: "ignore" },
+);
 const client = createRedisClient({ url: `redis://127.0.0.1:${port}/0`, timeoutMs: 5000 });
 try {
   await client.waitConnected(10_000);
@@ -82,9 +85,13 @@ try {
   console.log(`Bun ${Bun.version}, ${(Bun.spawnSync(["redis-server", "--version"]).stdout.toString().split(" ")[2] ?? "").trim()}, loopback`);
   console.log(`claim, one at a time:        median ${q(0.5).toFixed(0)} µs, p99 ${q(0.99).toFixed(0)} µs (one loopback round trip)`);
   console.log(`claim, 256 in flight:        ${Math.round(total / sec).toLocaleString("en-US")} claims/s on one connection`);
-  console.log(`  CPU per claim, this process: ${(((cpu.user + cpu.system) / total) * 1000).toFixed(0)} ns;  redis-server: ${((redisCpu / total) * 1e9).toFixed(0)} ns`);
+  console.log(
+    `  CPU per claim, this process: ${(((cpu.user + cpu.system) / total) * 1000).toFixed(0)} ns;  redis-server: ${((redisCpu / total) * 1e9).toFixed(0)} ns`,
+  );
   console.log(`in-memory replay check first: ${memNs.toFixed(0)} ns per fresh nonce`);
-  console.log(`keys held: ${keys.toLocaleString("en-US")}; MEMORY USAGE of one key ${mem} bytes; used_memory / keys ≈ ${Math.round(used / keys)} bytes per claimed nonce`);
+  console.log(
+    `keys held: ${keys.toLocaleString("en-US")}; MEMORY USAGE of one key ${mem} bytes; used_memory / keys ≈ ${Math.round(used / keys)} bytes per claimed nonce`,
+  );
 } finally {
   client.close();
   redis.kill("SIGTERM");

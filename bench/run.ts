@@ -84,7 +84,7 @@ if (values.render) {
     const path = join(RESULTS_DIR, `${s}.raw.json`);
     if (!existsSync(path)) continue;
     const saved = JSON.parse(readFileSync(path, "utf8")) as ScenarioResult;
-      reports[s]!(reaggregate(saved));
+    reports[s]!(reaggregate(saved));
   }
   writeSummary();
   process.exit(0);

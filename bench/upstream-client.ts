@@ -8,7 +8,11 @@
 import { createHttpClient } from "../src/upstream/http1-client.ts";
 
 const up = Bun.spawn(
-  [process.execPath, "-e", `const s = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: (r) => Response.json({ path: new URL(r.url).pathname, price: 42.5 }) }); console.log(s.port);`],
+  [
+    process.execPath,
+    "-e",
+    `const s = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: (r) => Response.json({ path: new URL(r.url).pathname, price: 42.5 }) }); console.log(s.port);`,
+  ],
   { stdout: "pipe" },
 );
 const reader = up.stdout.getReader();

@@ -64,7 +64,10 @@ const rows: Array<[string, number]> = [
 
 const cache = createReplayCache({ maxEntries: 2_000_000 });
 let n = 0;
-rows.push(["replay cache: fresh nonce, ts spread ±300 s", measure(() => void cache.checkAndRemember("u1", `nonce-${n++}-padding0000`, now - 300 + (n % 600), now), 100_000)]);
+rows.push([
+  "replay cache: fresh nonce, ts spread ±300 s",
+  measure(() => void cache.checkAndRemember("u1", `nonce-${n++}-padding0000`, now - 300 + (n % 600), now), 100_000),
+]);
 rows.push(["replay cache: replayed nonce", measure(() => void cache.checkAndRemember("u1", "nonce-1-padding0000", now, now))]);
 
 // The fence in front of the cache, with real mark files (in a temporary directory on the same

@@ -15,7 +15,14 @@ import { createAllowList } from "./core/cidr.ts";
 import { createLogger, flushLogs } from "./ops/logger.ts";
 import { acquireClusterLocks, ClusterLockError, probePort, type ClusterLocks } from "./supervisor/cluster-lock.ts";
 import { ensureMigrateReq } from "./supervisor/kernel.ts";
-import { cleanUpRuntimeDir, prepareRuntimeDir, removeRuntimeDirIfUnused, removeStaleSockets, RuntimeDirError, type RuntimeDir } from "./supervisor/runtime-dir.ts";
+import {
+  cleanUpRuntimeDir,
+  prepareRuntimeDir,
+  removeRuntimeDirIfUnused,
+  removeStaleSockets,
+  RuntimeDirError,
+  type RuntimeDir,
+} from "./supervisor/runtime-dir.ts";
 import { readForwardFile, removeSnapshot } from "./supervisor/forward-table.ts";
 import { runSupervisor } from "./supervisor/supervisor.ts";
 
@@ -49,7 +56,9 @@ try {
   config = loadConfig(process.env, availableParallelism(), text, serviceKeys, file || undefined);
   // The services' own settings are checked here too, so a bad one stops start-up (exit 2)
   // instead of leaving every worker failing to start.
-  const services = buildRegistry({ demo: config.demoServices }).list().map((s) => s.def);
+  const services = buildRegistry({ demo: config.demoServices })
+    .list()
+    .map((s) => s.def);
   const { problems } = loadServiceSettings(services, configSource(process.env, text, serviceKeys));
   if (problems.length > 0) throw new ConfigError(problems);
 } catch (err) {

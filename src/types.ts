@@ -151,7 +151,18 @@ export interface ClusterStats {
     rssBytes: number;
   };
   workers: Array<
-    { index: number; pid: number | null; state: string; requests: number; hopsIn: number; hopsOut: number; inflight: number; rssBytes: number; restarts: number; uptimeSec?: number } & WorkerUpkeep &
+    {
+      index: number;
+      pid: number | null;
+      state: string;
+      requests: number;
+      hopsIn: number;
+      hopsOut: number;
+      inflight: number;
+      rssBytes: number;
+      restarts: number;
+      uptimeSec?: number;
+    } & WorkerUpkeep &
       Partial<Omit<WorkerStats, "index" | "pid" | "state" | "requests" | "hopsIn" | "hopsOut" | "inflight" | "rssBytes">>
   >;
 }

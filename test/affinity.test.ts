@@ -22,9 +22,11 @@ async function counter(c: Cluster, user: string, via: "header" | "envelope" = "h
 /** Runs `fn` over items with at most `limit` at once. */
 async function pool<T>(items: T[], limit: number, fn: (x: T) => Promise<void>) {
   let next = 0;
-  await Promise.all(Array.from({ length: limit }, async () => {
-    while (next < items.length) await fn(items[next++]!);
-  }));
+  await Promise.all(
+    Array.from({ length: limit }, async () => {
+      while (next < items.length) await fn(items[next++]!);
+    }),
+  );
 }
 
 describe("affinity on a 2-worker cluster", () => {
@@ -73,7 +75,12 @@ describe("affinity on a 2-worker cluster", () => {
     const u = "forge-1";
     const owner = String(ownerOf(u, N));
     for (let i = 0; i < 10; i++) {
-      const r = await call(c.url, "/api/1001", {}, { "x-qdp-user": u, "x-qdp-worker": owner === "0" ? "1" : "0", "x-qdp-edge": "7", "x-qdp-hop": "1", "x-qdp-owner": "1" });
+      const r = await call(
+        c.url,
+        "/api/1001",
+        {},
+        { "x-qdp-user": u, "x-qdp-worker": owner === "0" ? "1" : "0", "x-qdp-edge": "7", "x-qdp-hop": "1", "x-qdp-owner": "1" },
+      );
       expect(r.headers.get("x-qdp-worker")).toBe(owner);
       expect(r.body.data.count).toBe(i + 1);
     }
@@ -161,7 +168,9 @@ describe("affinity on a 2-worker cluster", () => {
 test("kill -9 of an owner while its users call: they wait and succeed once it is back", async () => {
   const c = await startCluster({ workers: N, env: { QDP_OWNER_WAIT_MS: "5000" } });
   try {
-    const users = Array.from({ length: 400 }, (_, i) => `crash-${i}`).filter((u) => ownerOf(u, N) === 1).slice(0, 100);
+    const users = Array.from({ length: 400 }, (_, i) => `crash-${i}`)
+      .filter((u) => ownerOf(u, N) === 1)
+      .slice(0, 100);
     for (const u of users) expect((await counter(c, u)).body.data.count).toBe(1);
     const victim = (await c.stats()).workers[1]!;
     // The supervisor is paused while the owner dies, so no replacement can start before the

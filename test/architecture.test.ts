@@ -11,7 +11,9 @@ import { dirname, join, relative, resolve } from "node:path";
 const SRC = join(import.meta.dir, "..", "src");
 
 function files(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(join(dir, e.name)) : e.name.endsWith(".ts") ? [join(dir, e.name)] : []));
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? files(join(dir, e.name)) : e.name.endsWith(".ts") ? [join(dir, e.name)] : [],
+  );
 }
 
 /** Module specifiers of a file's static imports and re-exports. */
@@ -37,7 +39,14 @@ test("src/core imports only itself, node:buffer and node:crypto", () => {
 
 test("src has no import cycle", () => {
   const graph = new Map<string, string[]>();
-  for (const f of ALL) graph.set(f, imports(f).filter((s) => s.startsWith(".")).map((s) => resolve(dirname(f), s)).filter((t) => graph.has(t) || ALL.includes(t)));
+  for (const f of ALL)
+    graph.set(
+      f,
+      imports(f)
+        .filter((s) => s.startsWith("."))
+        .map((s) => resolve(dirname(f), s))
+        .filter((t) => graph.has(t) || ALL.includes(t)),
+    );
   const cycles: string[] = [];
   const state = new Map<string, "open" | "done">();
   const stack: string[] = [];

@@ -136,38 +136,70 @@ describe("signed calls on a 2-worker cluster with keys k1, k2", () => {
     ["missing X-QDP-Timestamp", /missing X-QDP-Timestamp/, (u) => send(c.url, "/api/1001", "{}", drop(sig("/api/1001", "{}", { user: u }), "X-QDP-Timestamp"))],
     ["missing X-QDP-Nonce", /missing X-QDP-Nonce/, (u) => send(c.url, "/api/1001", "{}", drop(sig("/api/1001", "{}", { user: u }), "X-QDP-Nonce"))],
     ["missing X-QDP-Signature", /missing X-QDP-Signature/, (u) => send(c.url, "/api/1001", "{}", drop(sig("/api/1001", "{}", { user: u }), "X-QDP-Signature"))],
-    ["malformed timestamp", /malformed X-QDP-Timestamp/, (u) => send(c.url, "/api/1001", "{}", { ...sig("/api/1001", "{}", { user: u }), "X-QDP-Timestamp": "17e8" })],
-    ["negative timestamp", /malformed X-QDP-Timestamp/, (u) => send(c.url, "/api/1001", "{}", { ...sig("/api/1001", "{}", { user: u }), "X-QDP-Timestamp": "-1" })],
+    [
+      "malformed timestamp",
+      /malformed X-QDP-Timestamp/,
+      (u) => send(c.url, "/api/1001", "{}", { ...sig("/api/1001", "{}", { user: u }), "X-QDP-Timestamp": "17e8" }),
+    ],
+    [
+      "negative timestamp",
+      /malformed X-QDP-Timestamp/,
+      (u) => send(c.url, "/api/1001", "{}", { ...sig("/api/1001", "{}", { user: u }), "X-QDP-Timestamp": "-1" }),
+    ],
     // A correctly signed call whose nonce is malformed: the signature alone would pass.
     ["nonce too short", /malformed X-QDP-Nonce/, (u) => send(c.url, "/api/1001", "{}", sig("/api/1001", "{}", { user: u, nonce: "abcdefghijklmno" }))],
     ["nonce too long", /malformed X-QDP-Nonce/, (u) => send(c.url, "/api/1001", "{}", sig("/api/1001", "{}", { user: u, nonce: "n".repeat(65) }))],
-    ["nonce with bad chars", /malformed X-QDP-Nonce/, (u) => send(c.url, "/api/1001", "{}", sig("/api/1001", "{}", { user: u, nonce: "abcdefgh.jklmnopq+rs" }))],
-    ["malformed signature (uppercase hex)", /malformed X-QDP-Signature/, (u) => {
-      const h = sig("/api/1001", "{}", { user: u });
-      return send(c.url, "/api/1001", "{}", { ...h, "X-QDP-Signature": h["X-QDP-Signature"]!.toUpperCase().replace("V1=", "v1=") });
-    }],
-    ["malformed signature (short)", /malformed X-QDP-Signature/, (u) => {
-      const h = sig("/api/1001", "{}", { user: u });
-      return send(c.url, "/api/1001", "{}", { ...h, "X-QDP-Signature": h["X-QDP-Signature"]!.slice(0, 40) });
-    }],
-    ["unknown version v2=", /unknown signature version 'v2'/, (u) => {
-      const h = sig("/api/1001", "{}", { user: u });
-      return send(c.url, "/api/1001", "{}", { ...h, "X-QDP-Signature": h["X-QDP-Signature"]!.replace(/^v1=/, "v2=") });
-    }],
+    [
+      "nonce with bad chars",
+      /malformed X-QDP-Nonce/,
+      (u) => send(c.url, "/api/1001", "{}", sig("/api/1001", "{}", { user: u, nonce: "abcdefgh.jklmnopq+rs" })),
+    ],
+    [
+      "malformed signature (uppercase hex)",
+      /malformed X-QDP-Signature/,
+      (u) => {
+        const h = sig("/api/1001", "{}", { user: u });
+        return send(c.url, "/api/1001", "{}", { ...h, "X-QDP-Signature": h["X-QDP-Signature"]!.toUpperCase().replace("V1=", "v1=") });
+      },
+    ],
+    [
+      "malformed signature (short)",
+      /malformed X-QDP-Signature/,
+      (u) => {
+        const h = sig("/api/1001", "{}", { user: u });
+        return send(c.url, "/api/1001", "{}", { ...h, "X-QDP-Signature": h["X-QDP-Signature"]!.slice(0, 40) });
+      },
+    ],
+    [
+      "unknown version v2=",
+      /unknown signature version 'v2'/,
+      (u) => {
+        const h = sig("/api/1001", "{}", { user: u });
+        return send(c.url, "/api/1001", "{}", { ...h, "X-QDP-Signature": h["X-QDP-Signature"]!.replace(/^v1=/, "v2=") });
+      },
+    ],
     ["unknown key id", /unknown key id 'k3'/, (u) => send(c.url, "/api/1001", "{}", sig("/api/1001", "{}", { user: u, keyId: "k3", secret: K1 }))],
     ["bad signature (wrong secret)", /bad signature/, (u) => send(c.url, "/api/1001", "{}", sig("/api/1001", "{}", { user: u, keyId: "k1", secret: K2 }))],
     ["tampered body", /bad signature/, (u) => send(c.url, "/api/1001", '{"x":1}', sig("/api/1001", "{}", { user: u }))],
     // Signed for the stateless echo, sent to the counter.
     ["tampered target", /bad signature/, (u) => send(c.url, "/api/1001", "{}", sig("/api/1000", "{}", { user: u }))],
     ["tampered query", /bad signature/, (u) => send(c.url, "/api/1001?x=2", "{}", sig("/api/1001?x=1", "{}", { user: u }))],
-    ["timestamp 301 s old", /301 s behind/, async (u) => {
-      const now = await startOfSecond();
-      return send(c.url, "/api/1001", "{}", sig("/api/1001", "{}", { user: u, timestamp: now - 301 }));
-    }],
-    ["timestamp 301 s ahead", /301 s ahead/, async (u) => {
-      const now = await startOfSecond();
-      return send(c.url, "/api/1001", "{}", sig("/api/1001", "{}", { user: u, timestamp: now + 301 }));
-    }],
+    [
+      "timestamp 301 s old",
+      /301 s behind/,
+      async (u) => {
+        const now = await startOfSecond();
+        return send(c.url, "/api/1001", "{}", sig("/api/1001", "{}", { user: u, timestamp: now - 301 }));
+      },
+    ],
+    [
+      "timestamp 301 s ahead",
+      /301 s ahead/,
+      async (u) => {
+        const now = await startOfSecond();
+        return send(c.url, "/api/1001", "{}", sig("/api/1001", "{}", { user: u, timestamp: now + 301 }));
+      },
+    ],
   ];
 
   for (const [name, message, make] of cases) {

@@ -135,7 +135,12 @@ describe.if(!why)("2 workers → 2 uWSGI + Flask backends", () => {
       await send(c, "/api/2000", body, { "x-qdp-user": user }),
       await send(c, "/api/2000", body, { ...good, "X-QDP-Signature": `v1=${"0".repeat(64)}` }),
       await send(c, "/api/2000", body, signRequest({ keyId: "k1", secret: "wrong-secret-0123456789abcdef", method: "POST", target: "/api/2000", user, body })),
-      await send(c, "/api/2000", body, signRequest({ keyId: "k1", secret: KEY, method: "POST", target: "/api/2000", user, body, timestamp: Math.floor(Date.now() / 1000) - 400 })),
+      await send(
+        c,
+        "/api/2000",
+        body,
+        signRequest({ keyId: "k1", secret: KEY, method: "POST", target: "/api/2000", user, body, timestamp: Math.floor(Date.now() / 1000) - 400 }),
+      ),
       // Signed for another user than the one sent.
       await send(c, "/api/2000", body, { ...good, "X-QDP-User": "someone-else" }),
       await send(c, "/api/2000", JSON.stringify({ x: 2 }), good),

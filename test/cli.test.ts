@@ -135,7 +135,19 @@ describe("doctor", () => {
   test("prints every check with OK or WARN and exits 0 (all OK) or 1 (a WARN)", async () => {
     const r = await qdp(["doctor"], { QDP_STATS_PORT: String(freePort()) });
     expect([0, 1]).toContain(r.code);
-    for (const id of ["kernel", "net.core.somaxconn", "net.ipv4.tcp_max_syn_backlog", "net.ipv4.tcp_migrate_req", "ulimit -n", "net.ipv4.ip_local_port_range", "net.ipv4.tcp_tw_reuse", "TIME_WAIT sockets", "net.ipv4.tcp_fin_timeout", "CPUs vs QDP_WORKERS", "QDP_HOST and keys"]) {
+    for (const id of [
+      "kernel",
+      "net.core.somaxconn",
+      "net.ipv4.tcp_max_syn_backlog",
+      "net.ipv4.tcp_migrate_req",
+      "ulimit -n",
+      "net.ipv4.ip_local_port_range",
+      "net.ipv4.tcp_tw_reuse",
+      "TIME_WAIT sockets",
+      "net.ipv4.tcp_fin_timeout",
+      "CPUs vs QDP_WORKERS",
+      "QDP_HOST and keys",
+    ]) {
       expect(r.stdout).toMatch(new RegExp(`^(OK|WARN)\\s+${id.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\s`, "m"));
     }
     expect(r.code === 1).toBe(/^WARN /m.test(r.stdout));
@@ -235,16 +247,33 @@ describe("nginx-conf", () => {
   });
 
   test("brackets IPv6 hosts", () => {
-    const text = renderNginxConf({ listen: "80", serverName: "_", host: "::", directPortBase: 7000, workers: 1, port: 8080, maxBody: 1024, timeoutMs: 30_000, keepalive: 8 });
+    const text = renderNginxConf({
+      listen: "80",
+      serverName: "_",
+      host: "::",
+      directPortBase: 7000,
+      workers: 1,
+      port: 8080,
+      maxBody: 1024,
+      timeoutMs: 30_000,
+      keepalive: 8,
+    });
     expect(text).toContain("server [::1]:7000 ");
   });
 
   test("--hosts prints a consistent-hash front over the hosts with passive health and keep-alive", async () => {
-    const r = await qdp(["nginx-conf", "--hosts", "10.0.0.1:8080,10.0.0.2:8080,[fd00::3]:8081", "--listen", "8088", "--fail-timeout", "4"], { QDP_TIMEOUT_MS: "20000", QDP_KEEPALIVE_MS: "30000" });
+    const r = await qdp(["nginx-conf", "--hosts", "10.0.0.1:8080,10.0.0.2:8080,[fd00::3]:8081", "--listen", "8088", "--fail-timeout", "4"], {
+      QDP_TIMEOUT_MS: "20000",
+      QDP_KEEPALIVE_MS: "30000",
+    });
     expect(r.code).toBe(0);
     const upstream = /upstream qdp_hosts \{([\s\S]*?)\n\}/.exec(r.stdout)![1]!;
     expect(upstream).toMatch(/^\s+hash \$http_x_qdp_user consistent;$/m);
-    expect([...upstream.matchAll(/^\s+server (\S+) max_fails=3 fail_timeout=4s;$/gm)].map((m) => m[1])).toEqual(["10.0.0.1:8080", "10.0.0.2:8080", "[fd00::3]:8081"]);
+    expect([...upstream.matchAll(/^\s+server (\S+) max_fails=3 fail_timeout=4s;$/gm)].map((m) => m[1])).toEqual([
+      "10.0.0.1:8080",
+      "10.0.0.2:8080",
+      "[fd00::3]:8081",
+    ]);
     expect(upstream).toMatch(/^\s+zone qdp_hosts 64k;$/m);
     expect(upstream).toMatch(/^\s+keepalive 64;$/m);
     // Below the hosts' 30 s idle timeout.
@@ -269,7 +298,10 @@ describe("nginx-conf", () => {
     expect(() => parseHosts("::1:80")).toThrow("in brackets");
     expect(() => parseHosts("a:70000")).toThrow("is not HOST:PORT");
     expect(() => parseHosts("A:1,a:1")).toThrow("listed twice");
-    expect(parseHosts("h1.example:80,[::1]:81")).toEqual([{ host: "h1.example", port: 80 }, { host: "::1", port: 81 }]);
+    expect(parseHosts("h1.example:80,[::1]:81")).toEqual([
+      { host: "h1.example", port: 80 },
+      { host: "::1", port: 81 },
+    ]);
     const both = await qdp(["nginx-conf", "--hosts", "a:1", "--direct-port-base", "7000"]);
     expect(both.code).toBe(2);
     expect(both.stderr).toContain("cannot be combined with --hosts");

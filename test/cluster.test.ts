@@ -199,7 +199,11 @@ test("logs are JSON lines carrying the worker index and the request id", async (
     expect(line.owner).toBe(Number(r.headers.get("x-qdp-worker")));
     expect(typeof line.t).toBe("string");
     // Every line of every process parses as JSON.
-    for (const l of c.output().split("\n").filter((x) => x.trim() !== "")) expect(() => JSON.parse(l)).not.toThrow();
+    for (const l of c
+      .output()
+      .split("\n")
+      .filter((x) => x.trim() !== ""))
+      expect(() => JSON.parse(l)).not.toThrow();
   } finally {
     await c.stop();
   }
@@ -208,7 +212,10 @@ test("logs are JSON lines carrying the worker index and the request id", async (
 test("the public socket's listen backlog is QDP_BACKLOG, not Bun's fixed 512", async () => {
   const c = await startCluster({ workers: 2, env: { QDP_BACKLOG: "1000" } });
   try {
-    const ss = Bun.spawnSync(["ss", "-Hltn", `sport = :${c.port}`]).stdout.toString().trim().split("\n");
+    const ss = Bun.spawnSync(["ss", "-Hltn", `sport = :${c.port}`])
+      .stdout.toString()
+      .trim()
+      .split("\n");
     expect(ss.length).toBe(2);
     // For a listening socket, ss shows the backlog in the Send-Q column.
     for (const line of ss) expect(line.split(/\s+/)[2]).toBe("1000");

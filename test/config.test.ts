@@ -155,13 +155,22 @@ describe("session store settings", () => {
   });
 
   test("redis is read with its URL, prefix, timeout and freshness bound", () => {
-    const c = loadConfig({ QDP_SESSION_STORE: "redis", QDP_REDIS_URL: "redis://:pw@10.0.0.5:6380/2", QDP_REDIS_PREFIX: "app1:", QDP_REDIS_TIMEOUT_MS: "250", QDP_SESSION_FRESH_MS: "0" }, 2);
+    const c = loadConfig(
+      {
+        QDP_SESSION_STORE: "redis",
+        QDP_REDIS_URL: "redis://:pw@10.0.0.5:6380/2",
+        QDP_REDIS_PREFIX: "app1:",
+        QDP_REDIS_TIMEOUT_MS: "250",
+        QDP_SESSION_FRESH_MS: "0",
+      },
+      2,
+    );
     expect([c.sessionStore, c.redisUrl, c.redisPrefix, c.redisTimeoutMs, c.sessionFreshMs]).toEqual(["redis", "redis://:pw@10.0.0.5:6380/2", "app1:", 250, 0]);
   });
 
   test("redis without a URL, another store, a non-redis URL or a prefix with spaces are refused by name", () => {
     expect(problems({ QDP_SESSION_STORE: "redis" })).toEqual([expect.stringContaining("QDP_REDIS_URL: required with QDP_SESSION_STORE=redis")]);
-    expect(problems({ QDP_SESSION_STORE: "mongo" })).toEqual([expect.stringContaining("QDP_SESSION_STORE=\"mongo\": expected memory or redis")]);
+    expect(problems({ QDP_SESSION_STORE: "mongo" })).toEqual([expect.stringContaining('QDP_SESSION_STORE="mongo": expected memory or redis')]);
     const bad = problems({ QDP_REDIS_URL: "http://u:secret@h/", QDP_REDIS_PREFIX: "a b" });
     expect(bad).toHaveLength(2);
     expect(bad.join()).toContain("QDP_REDIS_URL");
@@ -260,7 +269,15 @@ describe("operator settings", () => {
 
 describe("names that are not ours", () => {
   test("unknown QDP_* variables are listed with the closest known one; internal and test variables are not", () => {
-    const env = { QDP_PROT: "1", QDP_WORKRS: "2", QDP_PORT: "8080", QDP_COMPLETELY_DIFFERENT_THING: "x", QDP_WORKER_INDEX: "0", QDP_TEST_MONGO_URL: "m", PATH: "/bin" };
+    const env = {
+      QDP_PROT: "1",
+      QDP_WORKRS: "2",
+      QDP_PORT: "8080",
+      QDP_COMPLETELY_DIFFERENT_THING: "x",
+      QDP_WORKER_INDEX: "0",
+      QDP_TEST_MONGO_URL: "m",
+      PATH: "/bin",
+    };
     expect(unknownVariables(env, CONFIG_VARIABLES)).toEqual([
       { name: "QDP_COMPLETELY_DIFFERENT_THING", closest: null },
       { name: "QDP_PROT", closest: "QDP_PORT" },

@@ -29,7 +29,14 @@ test("the unit carries the doctor's limits, a waiting rolling reload, a graceful
   const s = service();
   const facts: Facts = {
     kernel: "6.1.0",
-    sysctl: { "net.core.somaxconn": "4096", "net.ipv4.tcp_max_syn_backlog": "4096", "net.ipv4.tcp_migrate_req": "1", "net.ipv4.ip_local_port_range": "10240 65000", "net.ipv4.tcp_tw_reuse": "1", "net.ipv4.tcp_fin_timeout": "30" },
+    sysctl: {
+      "net.core.somaxconn": "4096",
+      "net.ipv4.tcp_max_syn_backlog": "4096",
+      "net.ipv4.tcp_migrate_req": "1",
+      "net.ipv4.ip_local_port_range": "10240 65000",
+      "net.ipv4.tcp_tw_reuse": "1",
+      "net.ipv4.tcp_fin_timeout": "30",
+    },
     nofile: { soft: 1024, hard: 1024 },
     workerNofile: [],
     timeWait: 0,

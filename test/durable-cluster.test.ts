@@ -41,7 +41,9 @@ function redisEnv(prefix = `t${prefixes++}:`, extra: Record<string, string> = {}
 async function storedCounts(prefix: string, users: string[]): Promise<Map<string, number>> {
   const out = new Map<string, number>();
   const texts = await Promise.all(users.map((u) => client!.send(["HGET", `${prefix}session:${u}`, "d"])));
-  users.forEach((u, i) => out.set(u, texts[i] === null ? 0 : (JSON.parse(String(texts[i])) as { count: number }).count));
+  users.forEach((u, i) => {
+    out.set(u, texts[i] === null ? 0 : (JSON.parse(String(texts[i])) as { count: number }).count);
+  });
   return out;
 }
 
@@ -217,7 +219,10 @@ describe.if(!!redisBin.path)("durable sessions with redis", () => {
       expect((await storedCounts("shared:", [u])).get(u)).toBe(6);
       expect(sum(await a.stats(), "conflicts") + sum(await b.stats(), "conflicts")).toBe(2);
       // With the default bound, a copy unconfirmed for over a second is re-checked: no conflict.
-      const [c1, c2] = await Promise.all([startCluster({ workers: 1, env: redisEnv("fresh:", { QDP_SESSION_FRESH_MS: "50" }) }), startCluster({ workers: 1, env: redisEnv("fresh:", { QDP_SESSION_FRESH_MS: "50" }) })]);
+      const [c1, c2] = await Promise.all([
+        startCluster({ workers: 1, env: redisEnv("fresh:", { QDP_SESSION_FRESH_MS: "50" }) }),
+        startCluster({ workers: 1, env: redisEnv("fresh:", { QDP_SESSION_FRESH_MS: "50" }) }),
+      ]);
       try {
         expect((await counter(c1, u)).count).toBe(1);
         expect((await counter(c2, u)).count).toBe(2);

@@ -207,7 +207,9 @@ describe("durable sessions: conflicts and outages", () => {
     expect(await code(s.run(1001, "u"))).toBe("SESSION_UNAVAILABLE"); // load failed
     expect(await code(s.run(1001, "other"))).toBe("SESSION_UNAVAILABLE");
     // Stateless calls do not touch the store.
-    expect(JSON.parse(await s.executor.run({ service: registry.require(1000), user: "u", requestId: "r", input: { x: 1 }, deadline: Date.now() + 5000 }))).toEqual({ x: 1 });
+    expect(
+      JSON.parse(await s.executor.run({ service: registry.require(1000), user: "u", requestId: "r", input: { x: 1 }, deadline: Date.now() + 5000 })),
+    ).toEqual({ x: 1 });
     s.backend.down = false;
     expect(await s.run(1001, "u")).toEqual({ count: 2 });
     expect(s.durable.stats.errors).toBe(3);

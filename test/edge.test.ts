@@ -118,7 +118,11 @@ for (const mode of ["owner is the edge", "owner behind the hop"] as const) {
       expect((await handle(edge, "/qdp", { userId: "x" })).body.error.code).toBe("VALIDATION");
       expect((await handle(edge, "/qdp", { funcNo: 1.5 })).body.error.code).toBe("VALIDATION");
       expect((await handle(edge, "/api/9003", { n: 2, name: "x" }, { "x-qdp-user": user("v") })).body.data).toEqual({ twice: 4 });
-      for (const [path, body] of [["/api/9999", {}], ["/api/abc", {}], ["/qdp", { funcNo: 9999 }]] as const) {
+      for (const [path, body] of [
+        ["/api/9999", {}],
+        ["/api/abc", {}],
+        ["/qdp", { funcNo: 9999 }],
+      ] as const) {
         const r = await handle(edge, path, body);
         expect([r.status, r.body.error.code]).toEqual([404, "UNKNOWN_FUNCTION"]);
       }
@@ -195,7 +199,9 @@ describe("limits and docs", () => {
         const op = doc.paths[`/api/${n}`]?.post;
         expect(op).toBeDefined();
         expect(op.requestBody.content["application/json"].schema).toBeDefined();
-        expect(op.parameters.map((p: any) => p.name)).toEqual(expect.arrayContaining(["X-QDP-User", "X-QDP-Key-Id", "X-QDP-Timestamp", "X-QDP-Nonce", "X-QDP-Signature"]));
+        expect(op.parameters.map((p: any) => p.name)).toEqual(
+          expect.arrayContaining(["X-QDP-User", "X-QDP-Key-Id", "X-QDP-Timestamp", "X-QDP-Nonce", "X-QDP-Signature"]),
+        );
         expect(op.responses["200"]).toBeDefined();
       }
       expect(doc.paths["/api/1002"].post.requestBody.content["application/json"].schema.properties.symbol.type).toBe("string");

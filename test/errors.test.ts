@@ -6,16 +6,7 @@ import { describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Type as t } from "@sinclair/typebox";
-import {
-  DEFAULT_RETRY_AFTER_S,
-  ERROR_CATALOGUE,
-  ERROR_CODES,
-  QdpError,
-  errorBody,
-  isErrorCode,
-  toQdpError,
-  type ErrorCode,
-} from "../src/core/errors.ts";
+import { DEFAULT_RETRY_AFTER_S, ERROR_CATALOGUE, ERROR_CODES, QdpError, errorBody, isErrorCode, toQdpError, type ErrorCode } from "../src/core/errors.ts";
 import { DEMO_SERVICES, SERVICES, buildRegistry } from "../src/services/index.ts";
 import { Registry } from "../src/services/registry.ts";
 import { defineService, type AnyService } from "../src/services/types.ts";

@@ -22,7 +22,12 @@ function problems(fn: () => unknown): string[] {
   throw new Error("expected a ConfigError");
 }
 
-const entry = (o: Record<string, unknown> = {}) => ({ funcNos: "2000-2099", name: "legacy.pricing", backends: ["http://127.0.0.1:9001", "http://127.0.0.1:9002/"], ...o });
+const entry = (o: Record<string, unknown> = {}) => ({
+  funcNos: "2000-2099",
+  name: "legacy.pricing",
+  backends: ["http://127.0.0.1:9001", "http://127.0.0.1:9002/"],
+  ...o,
+});
 
 describe("parseForwardFile", () => {
   test("the contract's example, with defaults", () => {
@@ -44,8 +49,13 @@ describe("parseForwardFile", () => {
   });
 
   test("one number, as a number or a string; a base path on the backend is kept", () => {
-    const es = parseForwardFile(JSON.stringify([entry({ funcNos: 3000, name: "a.b" }), entry({ funcNos: " 3001 ", name: "a.c", backends: ["https://legacy.internal:8443/svc/"] })]));
-    expect(es.map((e) => [e.from, e.to])).toEqual([[3000, 3000], [3001, 3001]]);
+    const es = parseForwardFile(
+      JSON.stringify([entry({ funcNos: 3000, name: "a.b" }), entry({ funcNos: " 3001 ", name: "a.c", backends: ["https://legacy.internal:8443/svc/"] })]),
+    );
+    expect(es.map((e) => [e.from, e.to])).toEqual([
+      [3000, 3000],
+      [3001, 3001],
+    ]);
     expect(es[1]!.backends).toEqual(["https://legacy.internal:8443/svc"]);
   });
 
@@ -75,7 +85,7 @@ describe("parseForwardFile", () => {
     expect(all).toContain('entry 2 (x.y): "backends" must be a non-empty array');
     expect(all).toContain('entry 3 (x.z): backends[0] "ftp://127.0.0.1:21": expected an http:// or https:// URL');
     expect(all).toContain('entry 3 (x.z): backends[1] "not a url": not a URL');
-    expect(all).toContain("entry 3 (x.z): backends[2] \"http://u:p@127.0.0.1:1\": credentials in the URL are not supported");
+    expect(all).toContain('entry 3 (x.z): backends[2] "http://u:p@127.0.0.1:1": credentials in the URL are not supported');
     expect(all).toContain("entry 3 (x.z): backends[3]");
     expect(all).toContain("entry 3 (x.z): backends[4] 7: expected a URL string");
     expect(all).toContain('entry 4 (x.w): unknown key "backend"');
@@ -90,7 +100,12 @@ describe("parseForwardFile", () => {
   test("overlapping ranges name both entries and the shared numbers; so do duplicate names", () => {
     const p = problems(() =>
       parseForwardFile(
-        JSON.stringify([entry(), entry({ name: "legacy.fx", funcNos: "2050-2150" }), entry({ name: "legacy.one", funcNos: 2099 }), entry({ name: "legacy.fx", funcNos: "5000" })]),
+        JSON.stringify([
+          entry(),
+          entry({ name: "legacy.fx", funcNos: "2050-2150" }),
+          entry({ name: "legacy.one", funcNos: 2099 }),
+          entry({ name: "legacy.fx", funcNos: "5000" }),
+        ]),
       ),
     );
     expect(p).toContain("QDP_FORWARD_FILE: entries 0 (legacy.pricing, 2000-2099) and 1 (legacy.fx, 2050-2150) overlap at 2050-2099");
@@ -104,7 +119,15 @@ describe("the forward table beside the local services", () => {
   test("a forwarded number that is also a local service stops start-up naming both", () => {
     const p = problems(() => buildRegistry({ demo: true, forwardText: JSON.stringify([entry({ funcNos: "990-1000", name: "legacy.low" })]) }));
     expect(p).toEqual(["QDP_FORWARD_FILE entry 0 (legacy.low, 990-1000) forwards 1000, which is also the local service demo.echo"]);
-    const fx = defineService({ funcNo: 2001, name: "pricing.fx_rate", description: "", stateful: false, input: t.Object({}), output: t.Object({}), handler: () => ({}) });
+    const fx = defineService({
+      funcNo: 2001,
+      name: "pricing.fx_rate",
+      description: "",
+      stateful: false,
+      input: t.Object({}),
+      output: t.Object({}),
+      handler: () => ({}),
+    });
     const q = problems(() => buildRegistry({ demo: false, services: [fx], forwardText: JSON.stringify([entry()]) }));
     expect(q).toEqual(["QDP_FORWARD_FILE entry 0 (legacy.pricing, 2000-2099) forwards 2001, which is also the local service pricing.fx_rate"]);
   });
@@ -124,7 +147,9 @@ describe("the forward table beside the local services", () => {
   });
 
   test("an input schema the bridge cannot honour stops start-up with the keyword's path", () => {
-    const p = problems(() => buildRegistry({ demo: true, forwardText: JSON.stringify([entry({ input: { type: "object", properties: { d: { type: "string", format: "date" } } } })]) }));
+    const p = problems(() =>
+      buildRegistry({ demo: true, forwardText: JSON.stringify([entry({ input: { type: "object", properties: { d: { type: "string", format: "date" } } } })]) }),
+    );
     expect(p[0]).toMatch(/^QDP_FORWARD_FILE entry 0 \(legacy\.pricing, 2000-2099\): "input" \/properties\/d\/format: keyword not supported/);
   });
 });
@@ -135,7 +160,12 @@ describe("JSON Schema → TypeBox", () => {
   };
 
   test("objects, required and optional properties, additionalProperties", () => {
-    const s = { type: "object", properties: { a: { type: "string", pattern: "^[A-Z]+$" }, b: { type: "integer", minimum: 1, maximum: 9 } }, required: ["a"], additionalProperties: false };
+    const s = {
+      type: "object",
+      properties: { a: { type: "string", pattern: "^[A-Z]+$" }, b: { type: "integer", minimum: 1, maximum: 9 } },
+      required: ["a"],
+      additionalProperties: false,
+    };
     expect(check(s, { a: "X" })).toBe(true);
     expect(check(s, { a: "X", b: 3 })).toBe(true);
     expect(check(s, { b: 3 })).toBe(false);

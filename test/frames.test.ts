@@ -22,7 +22,6 @@ import { rng } from "./support/rng.ts";
 
 const enc = new TextEncoder();
 
-
 interface Frame {
   type: number;
   id: number;
@@ -148,7 +147,11 @@ describe("frame round trip", () => {
   test("a frame larger than the writer's initial buffer", () => {
     const big = "用".repeat(100_000) + "end";
     const tail = new Uint8Array(70_000).fill(7);
-    const sent: Sent[] = [{ type: FrameType.RESULT, id: 1, text: "small" }, { type: FrameType.RESULT, id: 2, text: big, tail }, { type: FrameType.RESULT, id: 3, text: "after" }];
+    const sent: Sent[] = [
+      { type: FrameType.RESULT, id: 1, text: "small" },
+      { type: FrameType.RESULT, id: 2, text: big, tail },
+      { type: FrameType.RESULT, id: 3, text: "after" },
+    ];
     const { reader, frames } = recorder();
     reader.feed(encode(sent));
     expect(frames).toEqual(expected(sent));
@@ -209,10 +212,18 @@ describe("malformed streams", () => {
   test("a 4 MiB frame fed in 1 KiB chunks arrives intact", () => {
     const tail = new Uint8Array(4 * 1024 * 1024);
     for (let i = 0; i < tail.length; i++) tail[i] = (i * 7) & 0xff;
-    const bytes = encode([{ type: FrameType.RESULT, id: 3, text: "t", tail }, { type: FrameType.RESULT, id: 4, text: "next" }]);
+    const bytes = encode([
+      { type: FrameType.RESULT, id: 3, text: "t", tail },
+      { type: FrameType.RESULT, id: 4, text: "next" },
+    ]);
     const { reader, frames } = recorder();
     for (let pos = 0; pos < bytes.length; pos += 1024) reader.feed(bytes.slice(pos, pos + 1024));
-    expect(frames).toEqual(expected([{ type: FrameType.RESULT, id: 3, text: "t", tail }, { type: FrameType.RESULT, id: 4, text: "next" }]));
+    expect(frames).toEqual(
+      expected([
+        { type: FrameType.RESULT, id: 3, text: "t", tail },
+        { type: FrameType.RESULT, id: 4, text: "next" },
+      ]),
+    );
   });
 
   test("garbage after a good frame throws after delivering the good one", () => {

@@ -30,7 +30,16 @@ test(`fuzz: ${ROUNDS} connections of random, mutated and pipelined input`, async
     const randomText = (n: number) => Array.from({ length: n }, () => (rand() < 0.1 ? String.fromCharCode(int(256)) : printable())).join("");
     const randomBytes = (n: number) => Buffer.from(Array.from({ length: n }, () => int(256)));
 
-    const jsonSamples = ['{"hello":"world"}', '{"funcNo":1001,"userId":"u1","data":{}}', '{"funcNo":"1000","data":[1,2,{"a":null}]}', '{"symbol":"IBM"}', "[]", "{}", '"x"', "null"];
+    const jsonSamples = [
+      '{"hello":"world"}',
+      '{"funcNo":1001,"userId":"u1","data":{}}',
+      '{"funcNo":"1000","data":[1,2,{"a":null}]}',
+      '{"symbol":"IBM"}',
+      "[]",
+      "{}",
+      '"x"',
+      "null",
+    ];
     function mutate(s: string): string {
       const chars = [...s];
       for (let k = int(4); k >= 0; k--) {
@@ -43,22 +52,38 @@ test(`fuzz: ${ROUNDS} connections of random, mutated and pipelined input`, async
       }
       return chars.join("");
     }
-    const paths = ["/qdp", "/api/1000", "/api/1001", "/api/1002", "/api/9999", "/api/abc", "/api/", "/healthz", "/readyz", "/swagger/json", "/x", "/api/1000?x=1", "//api/1000"];
+    const paths = [
+      "/qdp",
+      "/api/1000",
+      "/api/1001",
+      "/api/1002",
+      "/api/9999",
+      "/api/abc",
+      "/api/",
+      "/healthz",
+      "/readyz",
+      "/swagger/json",
+      "/x",
+      "/api/1000?x=1",
+      "//api/1000",
+    ];
     const methods = ["POST", "GET", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH", "BREW"];
     function randomHeaders(): Array<[string, string]> {
       const hs: Array<[string, string]> = [];
       for (let k = int(6); k > 0; k--) {
-        hs.push(pick<[string, string]>([
-          ["x-qdp-user", rand() < 0.5 ? `u${int(50)}` : randomText(int(200))],
-          ["x-qdp-user", "again"],
-          ["x-request-id", randomText(int(150))],
-          ["x-qdp-timestamp", String(int(2 ** 31))],
-          ["x-qdp-signature", `v1=${randomText(64)}`],
-          ["content-type", pick(["application/json", "text/plain", randomText(10)])],
-          ["connection", pick(["close", "keep-alive", "upgrade", randomText(5)])],
-          ["expect", pick(["100-continue", "200-ok"])],
-          [randomText(1 + int(10)).replace(/[^A-Za-z0-9-]/g, "x") || "x", randomText(int(300))],
-        ]));
+        hs.push(
+          pick<[string, string]>([
+            ["x-qdp-user", rand() < 0.5 ? `u${int(50)}` : randomText(int(200))],
+            ["x-qdp-user", "again"],
+            ["x-request-id", randomText(int(150))],
+            ["x-qdp-timestamp", String(int(2 ** 31))],
+            ["x-qdp-signature", `v1=${randomText(64)}`],
+            ["content-type", pick(["application/json", "text/plain", randomText(10)])],
+            ["connection", pick(["close", "keep-alive", "upgrade", randomText(5)])],
+            ["expect", pick(["100-continue", "200-ok"])],
+            [randomText(1 + int(10)).replace(/[^A-Za-z0-9-]/g, "x") || "x", randomText(int(300))],
+          ]),
+        );
       }
       return hs;
     }
@@ -87,7 +112,8 @@ test(`fuzz: ${ROUNDS} connections of random, mutated and pipelined input`, async
           seen++;
           for (const r of rs) {
             answered++;
-            if (r.status >= 500 && !(r.status === 503 || r.status === 504)) bad.push(`${r.status} ${r.body.slice(0, 200)} for ${JSON.stringify(parts.map(String)).slice(0, 300)}`);
+            if (r.status >= 500 && !(r.status === 503 || r.status === 504))
+              bad.push(`${r.status} ${r.body.slice(0, 200)} for ${JSON.stringify(parts.map(String)).slice(0, 300)}`);
             if (r.status === 500) bad.push(`500: ${r.body}`);
           }
         } catch {

@@ -31,7 +31,15 @@ function tempDir(): string {
 }
 
 function client(opts: { secret?: string; ownerWaitMs?: number } = {}): HopClient {
-  const hop = new HopClient({ self: 0, selfGen: 1, workers: 2, secret: opts.secret ?? SECRET, ownerWaitMs: opts.ownerWaitMs ?? 300, maxPending: 100, log: quiet });
+  const hop = new HopClient({
+    self: 0,
+    selfGen: 1,
+    workers: 2,
+    secret: opts.secret ?? SECRET,
+    ownerWaitMs: opts.ownerWaitMs ?? 300,
+    maxPending: 100,
+    log: quiet,
+  });
   cleanups.push(() => hop.stop());
   return hop;
 }
@@ -169,7 +177,12 @@ describe("two real peers", () => {
   });
 
   test("the dialer's and the listener's proofs differ for the same handshake", () => {
-    const t: HopTranscript = { listenerChallenge: "L".repeat(24), dialerChallenge: "D".repeat(24), dialer: { index: 0, gen: 1 }, listener: { index: 1, gen: 2 } };
+    const t: HopTranscript = {
+      listenerChallenge: "L".repeat(24),
+      dialerChallenge: "D".repeat(24),
+      dialer: { index: 0, gen: 1 },
+      listener: { index: 1, gen: 2 },
+    };
     expect(prove(SECRET, "dialer", t)).not.toBe(prove(SECRET, "listener", t));
   });
 

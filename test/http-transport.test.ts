@@ -84,7 +84,17 @@ describe("pipelining", () => {
 describe("identity headers sent twice", () => {
   test("two X-QDP-User headers → 400 BAD_USER, nothing runs", async () => {
     const conn = await connect(c.port);
-    conn.write(request("POST", "/api/1001", [["x-qdp-user", "alice"], ["x-qdp-user", "bob"]], "{}"));
+    conn.write(
+      request(
+        "POST",
+        "/api/1001",
+        [
+          ["x-qdp-user", "alice"],
+          ["x-qdp-user", "bob"],
+        ],
+        "{}",
+      ),
+    );
     const [r] = await conn.responses(1);
     expect(r!.status).toBe(400);
     expect(JSON.parse(r!.body).error.code).toBe("BAD_USER");
@@ -138,7 +148,7 @@ describe("bodies", () => {
 
   test("a body that stops coming: 400 after QDP_BODY_TIMEOUT_MS, connection closed, never a call in flight", async () => {
     const conn = await connect(c.port);
-    conn.write("POST /api/1000 HTTP/1.1\r\nhost: q\r\ncontent-length: 100\r\n\r\n{\"x\":");
+    conn.write('POST /api/1000 HTTP/1.1\r\nhost: q\r\ncontent-length: 100\r\n\r\n{"x":');
     await Bun.sleep(200);
     const mid = await c.stats();
     expect(mid.workers.reduce((n, w) => n + w.inflight, 0)).toBe(0);
@@ -180,7 +190,9 @@ describe("bodies", () => {
 
   test("Content-Length with Transfer-Encoding (a smuggling shape) → 400 and closed", async () => {
     const conn = await connect(c.port);
-    conn.write("POST /api/1000 HTTP/1.1\r\nhost: q\r\ncontent-length: 4\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\nPOST /api/1001 HTTP/1.1\r\nx-qdp-user: smuggled\r\ncontent-length: 2\r\n\r\n{}");
+    conn.write(
+      "POST /api/1000 HTTP/1.1\r\nhost: q\r\ncontent-length: 4\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\nPOST /api/1001 HTTP/1.1\r\nx-qdp-user: smuggled\r\ncontent-length: 2\r\n\r\n{}",
+    );
     const [r] = await conn.responses(1);
     expect(r!.status).toBe(400);
     await conn.closed;

@@ -14,7 +14,8 @@ import { ensureNginx, startNginx, type Nginx } from "./support/nginx.ts";
 
 const client = createHttpClient({ idleMs: 10_000 });
 afterAll(() => client.close());
-const get = (url: string, init: { signal?: AbortSignal; method?: string } = {}) => client.request({ method: init.method ?? "GET", url: new URL(url), signal: init.signal });
+const get = (url: string, init: { signal?: AbortSignal; method?: string } = {}) =>
+  client.request({ method: init.method ?? "GET", url: new URL(url), signal: init.signal });
 
 describe("against Bun.serve", () => {
   let server: Server<undefined>;
@@ -60,7 +61,12 @@ describe("against Bun.serve", () => {
   });
 
   test("POST with a body; a chunked (streamed) answer is read whole", async () => {
-    const r = await client.request({ method: "POST", url: new URL(`http://127.0.0.1:${server.port}/echo`), headers: { "content-type": "application/json" }, body: '{"a":"é"}' });
+    const r = await client.request({
+      method: "POST",
+      url: new URL(`http://127.0.0.1:${server.port}/echo`),
+      headers: { "content-type": "application/json" },
+      body: '{"a":"é"}',
+    });
     expect(r.headers.get("x-method")).toBe("POST");
     expect(r.body.toString()).toBe('{"a":"é"}');
     const s = await get(`http://127.0.0.1:${server.port}/stream`);
@@ -234,9 +240,34 @@ describe("https", () => {
   let server: Server<undefined> | null = null;
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), "qdp-tls-"));
-    const r = Bun.spawnSync(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost", "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem")], { stderr: "pipe" });
+    const r = Bun.spawnSync(
+      [
+        "openssl",
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=localhost",
+        "-addext",
+        "subjectAltName=DNS:localhost",
+        "-keyout",
+        join(dir, "key.pem"),
+        "-out",
+        join(dir, "cert.pem"),
+      ],
+      { stderr: "pipe" },
+    );
     if (r.exitCode !== 0) throw new Error(`openssl failed: ${r.stderr}`);
-    server = Bun.serve({ hostname: "127.0.0.1", port: 0, tls: { cert: readFileSync(join(dir, "cert.pem"), "utf8"), key: readFileSync(join(dir, "key.pem"), "utf8") }, fetch: () => Response.json({ secure: true }) });
+    server = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      tls: { cert: readFileSync(join(dir, "cert.pem"), "utf8"), key: readFileSync(join(dir, "key.pem"), "utf8") },
+      fetch: () => Response.json({ secure: true }),
+    });
   });
   afterAll(() => {
     server?.stop(true);
@@ -252,4 +283,3 @@ describe("https", () => {
     expect(err).toBeInstanceOf(Error);
   });
 });
-

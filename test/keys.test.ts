@@ -101,9 +101,13 @@ describe("loadKeyRing", () => {
   });
 
   test("an unreadable file is reported with its path", () => {
-    const msg = errorOf(() => loadKeyRing({ QDP_UAP_KEYS_FILE: "/nope" }, () => {
-      throw new Error("ENOENT: no such file");
-    }), S1);
+    const msg = errorOf(
+      () =>
+        loadKeyRing({ QDP_UAP_KEYS_FILE: "/nope" }, () => {
+          throw new Error("ENOENT: no such file");
+        }),
+      S1,
+    );
     expect(msg).toContain("QDP_UAP_KEYS_FILE");
     expect(msg).toContain("/nope");
   });

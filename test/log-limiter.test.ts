@@ -31,7 +31,13 @@ test("every 401 reason the signature check gives is named", () => {
   const reasonOf = (headers: Partial<Record<"keyId" | "timestamp" | "nonce" | "signature", string>>, now = 1_700_000_000) => {
     try {
       verifyRequest(
-        { method: "POST", target: "/api/1000", user: null, body: new Uint8Array(), headers: { keyId: null, timestamp: null, nonce: null, signature: null, ...headers } },
+        {
+          method: "POST",
+          target: "/api/1000",
+          user: null,
+          body: new Uint8Array(),
+          headers: { keyId: null, timestamp: null, nonce: null, signature: null, ...headers },
+        },
         ring,
         now,
       );

@@ -133,9 +133,11 @@ async function storedCounts(users: string[]): Promise<Map<string, number>> {
 
 async function pool<T>(items: T[], width: number, f: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: width }, async () => {
-    while (next < items.length) await f(items[next++]!);
-  }));
+  await Promise.all(
+    Array.from({ length: width }, async () => {
+      while (next < items.length) await f(items[next++]!);
+    }),
+  );
 }
 
 const users = (prefix: string) => Array.from({ length: USERS }, (_, i) => `${prefix}${i}`);
@@ -236,7 +238,8 @@ describe.if(can)("three hosts behind nginx sharing one Redis", () => {
     expect((await storedCounts(["replay-user-1"])).get("replay-user-1")).toBe(1);
     // The other hosts refused through the shared store (their memory had never seen the nonce).
     let sharedReplays = 0;
-    for (const n of NAMES) for (const w of (await hosts[n].cluster.stats()).workers) sharedReplays += (w.replayStore as { replays: number } | undefined)?.replays ?? 0;
+    for (const n of NAMES)
+      for (const w of (await hosts[n].cluster.stats()).workers) sharedReplays += (w.replayStore as { replays: number } | undefined)?.replays ?? 0;
     expect(sharedReplays).toBeGreaterThanOrEqual(4);
   }, 60_000);
 
@@ -317,7 +320,9 @@ describe.if(can)("three hosts behind nginx sharing one Redis", () => {
     }
     const counts = await storedCounts([...load.ledger.keys()]);
     const violations = ledgerViolations(load, (u) => counts.get(u) ?? 0);
-    console.log(`multi-host kill: ${load.total} calls, statuses ${JSON.stringify(load.statuses)}, served by phase ${JSON.stringify(byPhase)}, slowest ${load.slowestMs.toFixed(0)} ms`);
+    console.log(
+      `multi-host kill: ${load.total} calls, statuses ${JSON.stringify(load.statuses)}, served by phase ${JSON.stringify(byPhase)}, slowest ${load.slowestMs.toFixed(0)} ms`,
+    );
     expect(violations.slice(0, 10)).toEqual([]);
     expect(load.unexpected.slice(0, 10)).toEqual([]);
     // While B was down its users were served by A and C; after the restart B serves again.

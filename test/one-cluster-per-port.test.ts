@@ -57,7 +57,9 @@ describe("while a cluster runs", () => {
   test("a second start on the same port refuses, naming the running one", async () => {
     const { code, out } = await secondStart({ workers: 2, port: a.port });
     expect(code).toBe(2);
-    expect(out).toContain(`port ${a.port} is already served by the qdp-server with supervisor pid ${before.supervisor.pid}, port 127.0.0.1:${a.port}, stats port ${a.statsPort}, runtime dir ${join(a.dir, "run")}`);
+    expect(out).toContain(
+      `port ${a.port} is already served by the qdp-server with supervisor pid ${before.supervisor.pid}, port 127.0.0.1:${a.port}, stats port ${a.statsPort}, runtime dir ${join(a.dir, "run")}`,
+    );
     expect(out).not.toContain("supervisor started");
     expect(out).not.toMatch(/\n\s+at /);
     await untouched();

@@ -27,7 +27,8 @@ async function run(cmd: string[], env: Record<string, string | undefined>): Prom
   return { code, stdout, stderr };
 }
 
-const qdp = (args: string[], env: Record<string, string> = {}) => run([BUN, "src/cli.ts", ...args], { ...process.env, QDP_STATS_PORT: "", QDP_STATS_TOKEN: "", ...env });
+const qdp = (args: string[], env: Record<string, string> = {}) =>
+  run([BUN, "src/cli.ts", ...args], { ...process.env, QDP_STATS_PORT: "", QDP_STATS_TOKEN: "", ...env });
 
 /** JSON log lines printed so far that match. */
 function lines(c: Cluster, pred: (l: any) => boolean): any[] {
@@ -95,7 +96,19 @@ describe("a signed cluster with a stats token", () => {
     expect(r.status).toBe(200);
     const id = r.headers.get("x-request-id")!;
     const line = await until("the access line", () => lines(cluster, (l) => l.msg === "call" && l.requestId === id)[0]);
-    expect(line).toMatchObject({ level: "info", func: 1000, name: "demo.echo", user, status: 200, code: null, edge: Number(r.headers.get("x-qdp-edge")), owner: ownerOf(user, 2), ip: "127.0.0.1", keyId: "k1", route: "api" });
+    expect(line).toMatchObject({
+      level: "info",
+      func: 1000,
+      name: "demo.echo",
+      user,
+      status: 200,
+      code: null,
+      edge: Number(r.headers.get("x-qdp-edge")),
+      owner: ownerOf(user, 2),
+      ip: "127.0.0.1",
+      keyId: "k1",
+      route: "api",
+    });
     expect(typeof line.ms).toBe("number");
     expect(line.sample).toBeUndefined();
   });

@@ -12,7 +12,6 @@ const utf8 = (s: string) => new TextEncoder().encode(s);
 /** How an HTTP header carrying UTF-8 reaches JavaScript: one char per byte. */
 const asHeader = (s: string) => Buffer.from(s, "utf8").toString("latin1");
 
-
 function randomUser(rand: () => number): string {
   const alphabet = ["a", "Z", "0", "-", "_", "@", ".", "é", "ß", "用", "户", "Ω", "🙂", "𝄞", " ", "\u00a0"];
   const len = 1 + Math.floor(rand() * 24);

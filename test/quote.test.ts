@@ -93,7 +93,9 @@ describe("demo.quote with the embedded record store", () => {
     // The record, read from the embedded store's file without going through the server.
     const db = new Database(join(c.dir, "data", "records.sqlite"), { readonly: true });
     try {
-      const row = db.query<{ user: string | null; doc: string }, [string, string]>("SELECT user, doc FROM records WHERE collection = ? AND id = ?").get("quotes", data.recordId);
+      const row = db
+        .query<{ user: string | null; doc: string }, [string, string]>("SELECT user, doc FROM records WHERE collection = ? AND id = ?")
+        .get("quotes", data.recordId);
       expect(row).not.toBeNull();
       expect(row!.user).toBe(user);
       const doc = JSON.parse(row!.doc);
@@ -242,7 +244,10 @@ describe("demo.quote with MongoDB", () => {
     await client.connect();
   });
   afterAll(async () => {
-    await client.db(database).dropDatabase().catch(() => {});
+    await client
+      .db(database)
+      .dropDatabase()
+      .catch(() => {});
     await client.close();
     up.stop();
   });
@@ -254,7 +259,10 @@ describe("demo.quote with MongoDB", () => {
       expect(r.status).toBe(200);
       const { recordId, a, b } = r.body.data;
       expect(recordId).toMatch(/^[0-9a-f]{24}$/);
-      const doc = await client.db(database).collection("quotes").findOne({ _id: new ObjectId(recordId) });
+      const doc = await client
+        .db(database)
+        .collection("quotes")
+        .findOne({ _id: new ObjectId(recordId) });
       expect(doc).not.toBeNull();
       expect(doc!.user).toBe(user);
       expect(doc!.symbol).toBe("MSFT");
@@ -272,7 +280,11 @@ describe("QDP_MONGO_URL pointing at a closed port", () => {
   test("the worker cannot start and the log says 'cannot reach MongoDB' (password redacted)", async () => {
     const c = await startCluster({
       workers: 1,
-      env: { QDP_MONGO_URL: `mongodb://qdp:hunter2-mongo-password@127.0.0.1:${freePort()}/qdp`, QDP_UPSTREAM_A: "http://127.0.0.1:1/a", QDP_UPSTREAM_B: "http://127.0.0.1:1/b" },
+      env: {
+        QDP_MONGO_URL: `mongodb://qdp:hunter2-mongo-password@127.0.0.1:${freePort()}/qdp`,
+        QDP_UPSTREAM_A: "http://127.0.0.1:1/a",
+        QDP_UPSTREAM_B: "http://127.0.0.1:1/b",
+      },
       noWait: true,
     });
     try {

@@ -147,9 +147,7 @@ describe("mongo store without a server", () => {
   });
 
   test("an unknown write concern is refused before connecting", async () => {
-    await expect(
-      createMongoStore({ url: "mongodb://127.0.0.1:1", poolSize: 1, writeConcern: "most" }),
-    ).rejects.toThrow("QDP_MONGO_W");
+    await expect(createMongoStore({ url: "mongodb://127.0.0.1:1", poolSize: 1, writeConcern: "most" })).rejects.toThrow("QDP_MONGO_W");
   });
 });
 
@@ -170,7 +168,10 @@ if (mongoUrl === null) {
   describe("mongo store", () => {
     const admin = new MongoClient(mongoUrl);
     afterAll(async () => {
-      await admin.db(database).dropDatabase().catch(() => {});
+      await admin
+        .db(database)
+        .dropDatabase()
+        .catch(() => {});
       await admin.close();
     });
 

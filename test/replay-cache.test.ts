@@ -153,7 +153,12 @@ describe("hand-over on reload", () => {
     // At T+900 only timestamps >= T+600 are live: 4 pairs, of which the cap admits 3.
     expect(next.import(entries, T + 900)).toBe(3);
     expect(next.size).toBe(3);
-    expect(old.export(T + 900).map((e) => e.timestampSec).sort()).toEqual([T + 600, T + 700, T + 800, T + 900]);
+    expect(
+      old
+        .export(T + 900)
+        .map((e) => e.timestampSec)
+        .sort(),
+    ).toEqual([T + 600, T + 700, T + 800, T + 900]);
   });
 
   test("options are validated", () => {
@@ -182,6 +187,16 @@ describe("replay keys", () => {
   test("import ignores entries whose key is not a 53-bit integer", () => {
     const c = createReplayCache({ maxEntries: 10 });
     const now = 1_700_000_000;
-    expect(c.import([{ key: -1, timestampSec: now }, { key: 1.5, timestampSec: now }, { key: 2 ** 60, timestampSec: now }, { key: 7, timestampSec: now }], now)).toBe(1);
+    expect(
+      c.import(
+        [
+          { key: -1, timestampSec: now },
+          { key: 1.5, timestampSec: now },
+          { key: 2 ** 60, timestampSec: now },
+          { key: 7, timestampSec: now },
+        ],
+        now,
+      ),
+    ).toBe(1);
   });
 });

@@ -31,7 +31,13 @@ const encoder = new TextEncoder();
 
 /** A complete HTTP/1.1 request as bytes. The Host is fixed, so the bytes do not depend on the port. */
 function rawRequest(target: string, body: string, headers: Record<string, string>): Uint8Array {
-  const lines = [`POST ${target} HTTP/1.1`, "Host: qdp.test", "Content-Type: application/json", `Content-Length: ${encoder.encode(body).length}`, "Connection: close"];
+  const lines = [
+    `POST ${target} HTTP/1.1`,
+    "Host: qdp.test",
+    "Content-Type: application/json",
+    `Content-Length: ${encoder.encode(body).length}`,
+    "Connection: close",
+  ];
   for (const [k, v] of Object.entries(headers)) lines.push(`${k}: ${v}`);
   return encoder.encode(`${lines.join("\r\n")}\r\n\r\n${body}`);
 }
@@ -269,7 +275,14 @@ describe("replays after a crash or a restart (same QDP_DATA_DIR)", () => {
     // a restart would refuse it — and sessions carried on (count 5).
     const counts: number[] = [];
     for (const u of after.users) {
-      const a = await sendRaw(c.port, rawRequest("/api/1001", "{}", signRequest({ keyId: "uap", secret: SECRET, method: "POST", target: "/api/1001", user: u, body: "{}", timestamp: lastAccepted })));
+      const a = await sendRaw(
+        c.port,
+        rawRequest(
+          "/api/1001",
+          "{}",
+          signRequest({ keyId: "uap", secret: SECRET, method: "POST", target: "/api/1001", user: u, body: "{}", timestamp: lastAccepted }),
+        ),
+      );
       expect(a.status).toBe(200);
       counts.push(a.body.data.count);
     }

@@ -67,10 +67,13 @@ describe("the fence", () => {
 
   test("a failed write admits nothing; the guard refuses the call with INTERNAL and does not remember the nonce", () => {
     let fail = true;
-    const fence = createReplayFence({ persistedSec: T, persist: (sec) => {
-      if (fail) throw new Error("EROFS: read-only file system");
-      return sec;
-    } });
+    const fence = createReplayFence({
+      persistedSec: T,
+      persist: (sec) => {
+        if (fail) throw new Error("EROFS: read-only file system");
+        return sec;
+      },
+    });
     const guard = guardReplay(createReplayCache({ maxEntries: 10 }), fence);
     expect(guard.checkAndRemember("u1", nonce(1), T, T)).toBe("fresh");
     let err: unknown;
@@ -124,11 +127,28 @@ describe("the guard: fence, then cache", () => {
 describe("the fence of a start without a hand-off", () => {
   test("is the largest mark of all indices; none = no fence", () => {
     expect(fenceFromMarks([], T)).toEqual({ fenceSec: 0, unreadable: [] });
-    expect(fenceFromMarks([{ name: "w0", sec: T - 3 }, { name: "w1", sec: T + 120 }, { name: "w2", sec: T - 900 }], T)).toEqual({ fenceSec: T + 120, unreadable: [] });
+    expect(
+      fenceFromMarks(
+        [
+          { name: "w0", sec: T - 3 },
+          { name: "w1", sec: T + 120 },
+          { name: "w2", sec: T - 900 },
+        ],
+        T,
+      ),
+    ).toEqual({ fenceSec: T + 120, unreadable: [] });
   });
 
   test("an unreadable mark counts as now + window: the largest timestamp anyone could have accepted", () => {
-    expect(fenceFromMarks([{ name: "w0", sec: T }, { name: "w1", error: "EIO" }], T + 10)).toEqual({ fenceSec: T + 310, unreadable: ["w1"] });
+    expect(
+      fenceFromMarks(
+        [
+          { name: "w0", sec: T },
+          { name: "w1", error: "EIO" },
+        ],
+        T + 10,
+      ),
+    ).toEqual({ fenceSec: T + 310, unreadable: ["w1"] });
     expect(fenceFromMarks([{ name: "w0", error: "empty" }], T, 60)).toEqual({ fenceSec: T + 60, unreadable: ["w0"] });
   });
 
@@ -215,7 +235,16 @@ describe("the owner's replay check during a hand-off", () => {
     const log = createLogger("error");
     const records = createSqliteStore({ dataDir: dir });
     const guard = guardReplay(createReplayCache({ maxEntries: 100 }), recordingFence().fence);
-    const executor = new Executor({ worker: 0, log, records, settings: new Map(), sessions: new SessionStore(10, 60_000), replay: guard, maxExecuting: 10, upstreamTimeoutMs: 1000 });
+    const executor = new Executor({
+      worker: 0,
+      log,
+      records,
+      settings: new Map(),
+      sessions: new SessionStore(10, 60_000),
+      replay: guard,
+      maxExecuting: 10,
+      upstreamTimeoutMs: 1000,
+    });
     const hop = new HopClient({ self: 0, selfGen: 1, workers: 1, secret: "s", ownerWaitMs: 100, maxPending: 10, log });
     const router = new Router(0, 1, executor, hop);
     try {

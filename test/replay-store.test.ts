@@ -95,14 +95,22 @@ describe.if(!!redisBin.path)("against a real redis-server", () => {
     redis.pause();
     try {
       const t0 = performance.now();
-      const err = await store.claim("u", nonce(1), now, now).then(() => null, (e: Error) => e);
+      const err = await store.claim("u", nonce(1), now, now).then(
+        () => null,
+        (e: Error) => e,
+      );
       expect(err).toBeInstanceOf(ReplayStoreUnavailable);
       expect(performance.now() - t0).toBeLessThan(1500);
     } finally {
       redis.resume();
     }
     c.close();
-    expect(await store.claim("u", nonce(2), now, now).then(() => null, (e: Error) => e)).toBeInstanceOf(ReplayStoreUnavailable);
+    expect(
+      await store.claim("u", nonce(2), now, now).then(
+        () => null,
+        (e: Error) => e,
+      ),
+    ).toBeInstanceOf(ReplayStoreUnavailable);
   });
 
   describe("two owners sharing one Redis, as on two hosts", () => {

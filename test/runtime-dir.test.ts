@@ -36,7 +36,10 @@ async function refusedStart(runtimeDir: string): Promise<{ code: number | null |
   return { code, out: c.output() };
 }
 
-const sockets = (dir: string) => readdirSync(dir).filter((f) => f.endsWith(".sock")).sort();
+const sockets = (dir: string) =>
+  readdirSync(dir)
+    .filter((f) => f.endsWith(".sock"))
+    .sort();
 
 describe("a runtime directory someone else could write stops start-up", () => {
   test("mode 0777 → exit 2 with one sentence, nothing started, the directory untouched", async () => {
@@ -45,7 +48,9 @@ describe("a runtime directory someone else could write stops start-up", () => {
     chmodSync(dir, 0o777);
     const { code, out } = await refusedStart(dir);
     expect(code).toBe(2);
-    expect(out).toContain(`QDP_RUNTIME_DIR=${dir}: owned by uid ${process.getuid!()} with mode 0777; required: owned by uid ${process.getuid!()} (the server's user) with mode 0700`);
+    expect(out).toContain(
+      `QDP_RUNTIME_DIR=${dir}: owned by uid ${process.getuid!()} with mode 0777; required: owned by uid ${process.getuid!()} (the server's user) with mode 0700`,
+    );
     expect(out).not.toMatch(/\n\s+at /);
     // Refused before the supervisor, the stats server or any worker started.
     expect(out).not.toContain("supervisor started");

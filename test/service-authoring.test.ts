@@ -24,7 +24,11 @@ describe("example: demo.quote with a real upstream", () => {
   });
 
   test("returns both quotes and stores the record, with the call's request and trace ids", async () => {
-    const r = await kit.call(quote, { symbol: "IBM" }, { user: "alice", headers: { "x-request-id": "quote-req-1", traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01" } });
+    const r = await kit.call(
+      quote,
+      { symbol: "IBM" },
+      { user: "alice", headers: { "x-request-id": "quote-req-1", traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01" } },
+    );
     if (!r.ok) throw new Error(JSON.stringify(r.error));
     expect(r.data).toMatchObject({ symbol: "IBM", a: { path: "/a", symbol: "IBM" }, b: { path: "/b", symbol: "IBM" } });
     const stored = await kit.records.get("quotes", r.data.recordId);
@@ -166,7 +170,12 @@ describe("upstream headers and W3C trace context", () => {
   });
 
   test("without a valid traceparent a new trace starts", async () => {
-    for (const bad of [undefined, "garbage", "00-00000000000000000000000000000000-00f067aa0ba902b7-01", "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"]) {
+    for (const bad of [
+      undefined,
+      "garbage",
+      "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+      "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    ]) {
       const r = await kit.call(caller, {}, { headers: bad === undefined ? {} : { traceparent: bad } });
       if (!r.ok) throw new Error(JSON.stringify(r.error));
       expect(seen.at(-1)!.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);

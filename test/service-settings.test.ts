@@ -29,7 +29,12 @@ const fx = defineService({
 
 describe("loading", () => {
   test("values are converted to their declared types; defaults and optional ones fill in", () => {
-    const { byService, problems } = loadServiceSettings([fx], { PRICING_URL: "https://rates.internal/fx", PRICING_RETRIES: "3", PRICING_LIVE: "yes", PRICING_API_KEY: "s3cret-key" });
+    const { byService, problems } = loadServiceSettings([fx], {
+      PRICING_URL: "https://rates.internal/fx",
+      PRICING_RETRIES: "3",
+      PRICING_LIVE: "yes",
+      PRICING_API_KEY: "s3cret-key",
+    });
     expect(problems).toEqual([]);
     expect(byService.get("pricing.fx_rate")).toEqual({ url: "https://rates.internal/fx", retries: 3, live: true, key: "s3cret-key", region: undefined });
     const d = loadServiceSettings([fx], { PRICING_URL: "http://x", PRICING_API_KEY: "12345678" }).byService.get("pricing.fx_rate");
@@ -52,7 +57,11 @@ describe("loading", () => {
 
   test("the QDP_CONFIG file may hold declared settings; the environment wins; unknown keys still stop start-up", () => {
     const keys = settingNames([fx]);
-    const src = configSource({ PRICING_RETRIES: "2" }, JSON.stringify({ PRICING_URL: "http://file.local", PRICING_RETRIES: 4, PRICING_API_KEY: "from-the-file" }), keys);
+    const src = configSource(
+      { PRICING_RETRIES: "2" },
+      JSON.stringify({ PRICING_URL: "http://file.local", PRICING_RETRIES: 4, PRICING_API_KEY: "from-the-file" }),
+      keys,
+    );
     const { byService, problems } = loadServiceSettings([fx], src);
     expect(problems).toEqual([]);
     expect(byService.get("pricing.fx_rate")).toMatchObject({ url: "http://file.local", retries: 2, key: "from-the-file" });

@@ -141,14 +141,24 @@ describe("sessions: hand-off on reload", () => {
   test("snapshot()/restore() through JSON keeps state, order and idle time", () => {
     const before = clock(5_000_000);
     const old = new SessionStore(100, 10_000, before.now);
-    for (const [u, at] of [["a", 0], ["b", 2000], ["c", 3500], ["a2", 4000]] as const) {
+    for (const [u, at] of [
+      ["a", 0],
+      ["b", 2000],
+      ["c", 3500],
+      ["a2", 4000],
+    ] as const) {
       before.t = 5_000_000 + at;
       touch(old, u);
     }
     touch(old, "b"); // b used again at +4000
     before.t = 5_000_000 + 6000;
     const snap = old.snapshot();
-    expect(snap.map((s) => [s.user, s.idleMs])).toEqual([["a", 6000], ["c", 2500], ["a2", 2000], ["b", 2000]]);
+    expect(snap.map((s) => [s.user, s.idleMs])).toEqual([
+      ["a", 6000],
+      ["c", 2500],
+      ["a2", 2000],
+      ["b", 2000],
+    ]);
 
     // The replacement process has its own clock.
     const after = clock(42);

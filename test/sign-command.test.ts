@@ -21,7 +21,22 @@ function run(argv: string[], env: Record<string, string | undefined> = {}) {
   return { code, out, err };
 }
 
-const vectorArgs = ["--key-id", v.keyId, "--method", v.method, "--target", v.target, "--user", v.user!, "--body", v.body, "--timestamp", String(v.timestamp), "--nonce", v.nonce];
+const vectorArgs = [
+  "--key-id",
+  v.keyId,
+  "--method",
+  v.method,
+  "--target",
+  v.target,
+  "--user",
+  v.user!,
+  "--body",
+  v.body,
+  "--timestamp",
+  String(v.timestamp),
+  "--nonce",
+  v.nonce,
+];
 
 describe("qdp sign", () => {
   test("prints one Header: value per line, matching the published vector", () => {
@@ -33,7 +48,9 @@ describe("qdp sign", () => {
   });
 
   test("takes the secret from QDP_UAP_KEYS or QDP_UAP_KEYS_FILE by key id", () => {
-    const keys = Object.entries(fixtures.keys).map(([k, s]) => `${k}:${s}`).join(",");
+    const keys = Object.entries(fixtures.keys)
+      .map(([k, s]) => `${k}:${s}`)
+      .join(",");
     expect(run(vectorArgs, { QDP_UAP_KEYS: keys }).out).toContain(v.signature);
     const file = join(dir, "keys");
     writeFileSync(file, `# test keys\n${keys.replace(",", "\n")}\n`);
@@ -48,11 +65,31 @@ describe("qdp sign", () => {
     const nb = fixtures.vectors.find((x) => x.user === null)!;
     const file = join(dir, "body.json");
     writeFileSync(file, nb.body);
-    const r = run(["--key-id", nb.keyId, "--secret", secret, "--target", nb.target, "--body-file", file, "--timestamp", String(nb.timestamp), "--nonce", nb.nonce]);
+    const r = run([
+      "--key-id",
+      nb.keyId,
+      "--secret",
+      secret,
+      "--target",
+      nb.target,
+      "--body-file",
+      file,
+      "--timestamp",
+      String(nb.timestamp),
+      "--nonce",
+      nb.nonce,
+    ]);
     expect(r.out).toContain(nb.signature);
     expect(r.out).not.toContain("X-QDP-User");
     const empty = fixtures.vectors.find((x) => x.body === "")!;
-    const g = run([`--key-id=${empty.keyId}`, `--secret=${secret}`, `--target=${empty.target}`, `--user=${empty.user}`, `--timestamp=${empty.timestamp}`, `--nonce=${empty.nonce}`]);
+    const g = run([
+      `--key-id=${empty.keyId}`,
+      `--secret=${secret}`,
+      `--target=${empty.target}`,
+      `--user=${empty.user}`,
+      `--timestamp=${empty.timestamp}`,
+      `--nonce=${empty.nonce}`,
+    ]);
     expect(g.out).toContain(empty.signature);
     expect(g.out).toContain(`X-QDP-User: ${empty.user}`);
   });
@@ -79,11 +116,7 @@ describe("qdp sign", () => {
       port: 0,
       async fetch(req) {
         try {
-          verifyRequest(
-            signatureInput(req, new Uint8Array(await req.arrayBuffer())),
-            keys,
-            Math.floor(Date.now() / 1000),
-          );
+          verifyRequest(signatureInput(req, new Uint8Array(await req.arrayBuffer())), keys, Math.floor(Date.now() / 1000));
           return new Response("verified");
         } catch (e) {
           return new Response((e as Error).message, { status: 401 });

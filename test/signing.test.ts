@@ -15,7 +15,11 @@ import { signRequest } from "../src/client/sign.ts";
 import { signatureInput } from "../src/edge/signature-input.ts";
 import fixtures from "./fixtures/signing-vectors.json";
 
-const ring = parseKeyList(Object.entries(fixtures.keys).map(([id, s]) => `${id}:${s}`).join(",")).ring;
+const ring = parseKeyList(
+  Object.entries(fixtures.keys)
+    .map(([id, s]) => `${id}:${s}`)
+    .join(","),
+).ring;
 const enc = new TextEncoder();
 const first = fixtures.vectors[0]!;
 
@@ -76,7 +80,16 @@ describe("published test vectors", () => {
       expect(sign(ring.get(v.keyId)!, parts)).toBe(v.signature);
       expect(verifyRequest(inputOf(v), ring, v.timestamp)).toEqual({ keyId: v.keyId, nonce: v.nonce, timestamp: v.timestamp });
       // The client helper produces the same signature.
-      const headers = signRequest({ keyId: v.keyId, secret, method: v.method, target: v.target, user: v.user, body: v.body, timestamp: v.timestamp, nonce: v.nonce });
+      const headers = signRequest({
+        keyId: v.keyId,
+        secret,
+        method: v.method,
+        target: v.target,
+        user: v.user,
+        body: v.body,
+        timestamp: v.timestamp,
+        nonce: v.nonce,
+      });
       expect(headers["X-QDP-Signature"]).toBe(v.signature);
       expect(headers["X-QDP-User"] === undefined ? null : decodeHeaderUtf8(headers["X-QDP-User"])).toBe(v.user);
     });
@@ -233,9 +246,13 @@ describe("client helper", () => {
     expect(h["X-QDP-Nonce"]).toMatch(/^[A-Za-z0-9_-]{22}$/);
     expect(Math.abs(Number(h["X-QDP-Timestamp"]) - Date.now() / 1000)).toBeLessThan(5);
     expect(h["X-QDP-User"]).toBeUndefined();
-    expect(Object.keys(signRequest({ keyId: "k", secret: "s", url: "http://h/p", user: "u" })).sort()).toEqual(
-      ["X-QDP-Key-Id", "X-QDP-Nonce", "X-QDP-Signature", "X-QDP-Timestamp", "X-QDP-User"],
-    );
+    expect(Object.keys(signRequest({ keyId: "k", secret: "s", url: "http://h/p", user: "u" })).sort()).toEqual([
+      "X-QDP-Key-Id",
+      "X-QDP-Nonce",
+      "X-QDP-Signature",
+      "X-QDP-Timestamp",
+      "X-QDP-User",
+    ]);
     expect(signRequest({ keyId: "k", secret: "s", url: "http://h/p" })["X-QDP-Nonce"]).not.toBe(h["X-QDP-Nonce"]);
   });
 
@@ -263,11 +280,7 @@ describe("client helper", () => {
       port: 0,
       async fetch(req) {
         try {
-          const r = verifyRequest(
-            signatureInput(req, new Uint8Array(await req.arrayBuffer())),
-            ring,
-            Math.floor(Date.now() / 1000),
-          );
+          const r = verifyRequest(signatureInput(req, new Uint8Array(await req.arrayBuffer())), ring, Math.floor(Date.now() / 1000));
           seen.push(r.keyId);
           return new Response("ok");
         } catch (e) {

@@ -50,7 +50,8 @@ describe("OpenAPI document", () => {
     await SwaggerParser.validate(structuredClone(doc));
     expect(Object.keys(doc.paths).sort()).toEqual([...FUNCS.map((n) => `/api/${n}`), "/qdp"].sort());
     for (const op of Object.values(doc.paths).map((p: any) => p.post)) {
-      for (const [status, r] of Object.entries(op.responses) as Array<[string, any]>) expect({ status, description: typeof r.description }).toEqual({ status, description: "string" });
+      for (const [status, r] of Object.entries(op.responses) as Array<[string, any]>)
+        expect({ status, description: typeof r.description }).toEqual({ status, description: "string" });
     }
     expect(JSON.stringify(doc)).not.toContain("swagger-test-secret");
   });
@@ -59,7 +60,8 @@ describe("OpenAPI document", () => {
     const doc = await openApi(cluster.url);
     const scheme = doc.components.securitySchemes.uapSignature;
     expect(scheme).toMatchObject({ type: "apiKey", in: "header", name: "X-QDP-Signature" });
-    for (const line of ["v1", "<METHOD>", "<request target>", "<X-QDP-Timestamp>", "<X-QDP-Nonce>", "<X-QDP-User>", "<sha256(body)>", "HMAC-SHA256"]) expect(scheme.description).toContain(line);
+    for (const line of ["v1", "<METHOD>", "<request target>", "<X-QDP-Timestamp>", "<X-QDP-Nonce>", "<X-QDP-User>", "<sha256(body)>", "HMAC-SHA256"])
+      expect(scheme.description).toContain(line);
     expect(doc.security).toEqual([{ uapSignature: [] }]);
     for (const n of FUNCS) {
       const params = doc.paths[`/api/${n}`].post.parameters as Array<{ name: string; required: boolean }>;

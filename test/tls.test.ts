@@ -27,8 +27,26 @@ let cluster: Cluster | null = null;
 /** A self-signed certificate for 127.0.0.1 valid `days` days, written to cert.pem/key.pem. */
 function makeCertificate(days: number, cn: string): { cert: string; fingerprint: string } {
   const r = Bun.spawnSync(
-    [openssl.path!, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"),
-      "-days", String(days), "-subj", `/CN=${cn}`, "-addext", "subjectAltName=IP:127.0.0.1"],
+    [
+      openssl.path!,
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:prime256v1",
+      "-nodes",
+      "-keyout",
+      join(dir, "key.pem"),
+      "-out",
+      join(dir, "cert.pem"),
+      "-days",
+      String(days),
+      "-subj",
+      `/CN=${cn}`,
+      "-addext",
+      "subjectAltName=IP:127.0.0.1",
+    ],
     { stdout: "ignore", stderr: "pipe" },
   );
   if (r.exitCode !== 0) throw new Error(`openssl failed: ${r.stderr.toString()}`);
@@ -114,13 +132,20 @@ test.if(!!openssl.path)("qdp doctor warns about a certificate close to expiry", 
   expect(check.message).toMatch(/expires in [45] days/);
 });
 
-test.if(!!openssl.path)("a rolling reload serves the renewed certificate", async () => {
-  const renewed = makeCertificate(90, "qdp-renewed");
-  expect(renewed.fingerprint).not.toBe(first.fingerprint);
-  const r = Bun.spawnSync([BUN, "src/cli.ts", "reload", "--wait", "--timeout", "60"], { cwd: ROOT, env: { ...process.env, QDP_STATS_PORT: String(cluster!.statsPort) } });
-  expect(r.stderr.toString()).toBe("");
-  expect(r.exitCode).toBe(0);
-  for (let i = 0; i < 10; i++) expect(await servedFingerprint(cluster!.port)).toBe(renewed.fingerprint);
-  const ok = await signedHttps(cluster!.port, renewed.cert, "after-renewal");
-  expect(ok.status).toBe(200);
-}, 90_000);
+test.if(!!openssl.path)(
+  "a rolling reload serves the renewed certificate",
+  async () => {
+    const renewed = makeCertificate(90, "qdp-renewed");
+    expect(renewed.fingerprint).not.toBe(first.fingerprint);
+    const r = Bun.spawnSync([BUN, "src/cli.ts", "reload", "--wait", "--timeout", "60"], {
+      cwd: ROOT,
+      env: { ...process.env, QDP_STATS_PORT: String(cluster!.statsPort) },
+    });
+    expect(r.stderr.toString()).toBe("");
+    expect(r.exitCode).toBe(0);
+    for (let i = 0; i < 10; i++) expect(await servedFingerprint(cluster!.port)).toBe(renewed.fingerprint);
+    const ok = await signedHttps(cluster!.port, renewed.cert, "after-renewal");
+    expect(ok.status).toBe(200);
+  },
+  90_000,
+);

@@ -10,7 +10,11 @@ const ROOT = join(import.meta.dir, "..");
 const STARTS_PROCESSES = /\b(startCluster|Bun\.spawn|startRedis|mongoTestUrl|ensureNginx|startLegacy|startNginx|runChaos)\b/;
 
 const files = ["test", "bench/lib"]
-  .flatMap((dir) => readdirSync(join(ROOT, dir)).filter((f) => f.endsWith(".test.ts")).map((f) => `${dir}/${f}`))
+  .flatMap((dir) =>
+    readdirSync(join(ROOT, dir))
+      .filter((f) => f.endsWith(".test.ts"))
+      .map((f) => `${dir}/${f}`),
+  )
   .filter((f) => !STARTS_PROCESSES.test(readFileSync(join(ROOT, f), "utf8")));
 
 const proc = Bun.spawn([process.execPath, "test", "--timeout", "30000", ...files.map((f) => `./${f}`)], { cwd: ROOT, stdout: "inherit", stderr: "inherit" });

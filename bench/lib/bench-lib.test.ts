@@ -80,7 +80,13 @@ test("the bench signs with the project's signer, which follows CONTRACT section 
 
 test("svgChart draws a bar and whisker per contender and marks missing ones", () => {
   const svg = svgChart("t", "req/s", [
-    { title: "-c500", bars: [{ label: "a<b", median: 10, min: 8, max: 12 }, { label: "b", median: Number.NaN, min: Number.NaN, max: Number.NaN }] },
+    {
+      title: "-c500",
+      bars: [
+        { label: "a<b", median: 10, min: 8, max: 12 },
+        { label: "b", median: Number.NaN, min: Number.NaN, max: Number.NaN },
+      ],
+    },
   ]);
   expect(svg.startsWith("<svg")).toBe(true);
   expect(svg).toContain("a&lt;b");

@@ -126,7 +126,10 @@ async function startQdp(env: Record<string, string>, port: number, statsPort: nu
   return q;
 }
 
-async function stats(q: Qdp): Promise<{ supervisor: { pid: number; reloads: number; recycles?: Record<string, number> }; workers: Array<{ index: number; pid: number | null; state: string }> }> {
+async function stats(q: Qdp): Promise<{
+  supervisor: { pid: number; reloads: number; recycles?: Record<string, number> };
+  workers: Array<{ index: number; pid: number | null; state: string }>;
+}> {
   const r = await fetch(`http://127.0.0.1:${q.statsPort}/stats`, { signal: AbortSignal.timeout(3000) });
   return (await r.json()) as Awaited<ReturnType<typeof stats>>;
 }
@@ -165,10 +168,29 @@ async function startRedis(path: string, dir: string): Promise<{ url: string; sto
   const port = freePort();
   let proc: Subprocess | null = null;
   const start = async () => {
-    const p = Bun.spawn([path, "--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "yes", "--appendfsync", "everysec", "--daemonize", "no"], {
-      stdout: "ignore",
-      stderr: "ignore",
-    });
+    const p = Bun.spawn(
+      [
+        path,
+        "--port",
+        String(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        dir,
+        "--save",
+        "",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "everysec",
+        "--daemonize",
+        "no",
+      ],
+      {
+        stdout: "ignore",
+        stderr: "ignore",
+      },
+    );
     started.add(p);
     void p.exited.then(() => started.delete(p));
     proc = p;
@@ -255,7 +277,10 @@ class Load {
   private async one(user: string): Promise<void> {
     const entry = this.ledger.get(user)!;
     const body = "{}";
-    const headers = { ...signRequest({ keyId: KEY_ID, secret: this.secret, method: "POST", target: "/api/1001", user, body }), "content-type": "application/json" };
+    const headers = {
+      ...signRequest({ keyId: KEY_ID, secret: this.secret, method: "POST", target: "/api/1001", user, body }),
+      "content-type": "application/json",
+    };
     const t = performance.now();
     let outcome = "";
     let retry = false;
@@ -362,7 +387,9 @@ async function runPhase(phase: (typeof PHASES)[number], o: ChaosOptions): Promis
     QDP_WORKERS: String(o.workers),
     QDP_UAP_KEYS: `${KEY_ID}:${secret}`,
     ...(redis ? { QDP_SESSION_STORE: "redis", QDP_REDIS_URL: redis.url, QDP_REDIS_PREFIX: `chaos${phase.n}:` } : {}),
-    ...(phase.id === "recycle" ? { QDP_MAX_REQUESTS: String(o.recycleMaxRequests), QDP_MAX_REQUESTS_JITTER: String(Math.floor(o.recycleMaxRequests / 4)) } : {}),
+    ...(phase.id === "recycle"
+      ? { QDP_MAX_REQUESTS: String(o.recycleMaxRequests), QDP_MAX_REQUESTS_JITTER: String(Math.floor(o.recycleMaxRequests / 4)) }
+      : {}),
   };
   const port = freePort();
   const statsPort = freePort();
@@ -427,7 +454,10 @@ async function runPhase(phase: (typeof PHASES)[number], o: ChaosOptions): Promis
     const s = await stats(q);
     const recycles = Object.values(s.supervisor.recycles ?? {}).reduce((a, b) => a + b, 0);
     if (phase.id === "recycle") notes.push(`${recycles} recycles at QDP_MAX_REQUESTS=${o.recycleMaxRequests} (+0..${Math.floor(o.recycleMaxRequests / 4)})`);
-    if (phase.id === "sighup") notes.push(`${s.supervisor.reloads} reloads completed by the end for ${events.length} SIGHUPs (a reload takes seconds; one arriving during a reload queues one more)`);
+    if (phase.id === "sighup")
+      notes.push(
+        `${s.supervisor.reloads} reloads completed by the end for ${events.length} SIGHUPs (a reload takes seconds; one arriving during a reload queues one more)`,
+      );
     const finals = await load.finals();
     return { ...report(phase, store, o, load, finals, events, notes), reloads: s.supervisor.reloads, recycles };
   } finally {

@@ -27,10 +27,7 @@ export async function freePort(): Promise<number> {
  * Poll `url` until it answers `status` (default 200) or `timeoutMs` passes.
  * `alive` lets the caller stop early when the process under test has died.
  */
-export async function waitForHttp(
-  url: string,
-  opts: { timeoutMs?: number; status?: number; init?: RequestInit; alive?: () => boolean } = {},
-): Promise<void> {
+export async function waitForHttp(url: string, opts: { timeoutMs?: number; status?: number; init?: RequestInit; alive?: () => boolean } = {}): Promise<void> {
   const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
   let last = "no answer";
   while (Date.now() < deadline) {

@@ -12,7 +12,23 @@ export async function startBenchRedis(ctx: ServerContext, scenario: string): Pro
   const m = spawnManaged({
     name: "redis",
     logDir: dir,
-    cmd: ["redis-server", "--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "yes", "--appendfsync", "everysec", "--daemonize", "no"],
+    cmd: [
+      "redis-server",
+      "--port",
+      String(port),
+      "--bind",
+      "127.0.0.1",
+      "--dir",
+      dir,
+      "--save",
+      "",
+      "--appendonly",
+      "yes",
+      "--appendfsync",
+      "everysec",
+      "--daemonize",
+      "no",
+    ],
   });
   const until = Date.now() + 10_000;
   for (;;) {

@@ -114,7 +114,10 @@ export function writeScenario(r: ScenarioResult, tables: Table[], intro: string[
     ...(r.notes.length ? ["Notes:", "", ...r.notes.map((n) => `- ${n}`), ""] : []),
   ].join("\n");
   writeFileSync(join(RESULTS_DIR, `${r.plan.id}.md`), md);
-  writeFileSync(join(RESULTS_DIR, `${r.plan.id}.svg`), svgChart(`Scenario ${r.plan.id}: ${r.plan.title} (successful req/s)`, "req/s", chartPanels(r, reference)));
+  writeFileSync(
+    join(RESULTS_DIR, `${r.plan.id}.svg`),
+    svgChart(`Scenario ${r.plan.id}: ${r.plan.title} (successful req/s)`, "req/s", chartPanels(r, reference)),
+  );
   writeFileSync(join(RESULTS_DIR, `${r.plan.id}.raw.json`), JSON.stringify(r, null, 1));
   console.log(`\n  wrote ${shown(`${r.plan.id}.md`)}, ${r.plan.id}.svg, ${r.plan.id}.raw.json`);
 }

@@ -140,19 +140,28 @@ export function studyServer(id: string, label: string, ipHash: boolean): ServerS
             env,
             cmd: [
               "uwsgi",
-              "--plugins", "python3,gevent_python3",
-              "--socket", sock,
+              "--plugins",
+              "python3,gevent_python3",
+              "--socket",
+              sock,
               "--chmod-socket=666",
-              "--chdir", CONTENDERS_DIR,
-              "--wsgi-file", join(CONTENDERS_DIR, "flask_app.py"),
-              "--callable", "application",
-              "--processes", "1",
-              "--gevent", "1000",
+              "--chdir",
+              CONTENDERS_DIR,
+              "--wsgi-file",
+              join(CONTENDERS_DIR, "flask_app.py"),
+              "--callable",
+              "application",
+              "--processes",
+              "1",
+              "--gevent",
+              "1000",
               "--gevent-monkey-patch",
-              "--listen", String(backlog),
+              "--listen",
+              String(backlog),
               "--die-on-term",
               "--disable-logging",
-              "--buffer-size", "32768",
+              "--buffer-size",
+              "32768",
             ],
           }),
         );
@@ -313,6 +322,12 @@ export async function qdpWorkersRss(statsUrl: string): Promise<number | undefine
 /** The slow business upstream of scenario B (not a contender). */
 export async function startSlowUpstream(ctx: ServerContext): Promise<RunningServer> {
   const port = await freePort();
-  const { m, baseUrl } = await single("slow-upstream", [process.execPath, join(CONTENDERS_DIR, "slow-upstream.ts"), String(port)], ctx, port, "/a?symbol=ready");
+  const { m, baseUrl } = await single(
+    "slow-upstream",
+    [process.execPath, join(CONTENDERS_DIR, "slow-upstream.ts"), String(port)],
+    ctx,
+    port,
+    "/a?symbol=ready",
+  );
   return { id: "slow-upstream", baseUrl, roots: [m.pid], alive: () => isAlive(m), stop: () => stopManaged(m, "SIGTERM", 5000) };
 }

@@ -35,7 +35,11 @@ export function writeSummary(): void {
   const vsStudy = a && ratio(users, find(a, "c500", "study"));
   checks.push(["qdp with affinity (1,000 users) ≥ 10× study at -c500", fmt.ratio(vsStudy), verdict(vsStudy === undefined ? undefined : vsStudy >= 10)]);
   const vsNoHop = a && ratio(users, find(a, "c500", "qdp-nohop"));
-  checks.push(["qdp with affinity ≥ 0.80× qdp no-hop at -c500", vsNoHop === undefined ? "–" : `${vsNoHop.toFixed(3)}×`, verdict(vsNoHop === undefined ? undefined : vsNoHop >= 0.8)]);
+  checks.push([
+    "qdp with affinity ≥ 0.80× qdp no-hop at -c500",
+    vsNoHop === undefined ? "–" : `${vsNoHop.toFixed(3)}×`,
+    verdict(vsNoHop === undefined ? undefined : vsNoHop >= 0.8),
+  ]);
   const signedRatio = a && ratio(find(a, "c500", "qdp-signed"), find(a, "c500", "qdp-signed-off"));
   checks.push([
     "signed ≥ 0.95× unsigned (same requests) at -c500",
@@ -67,12 +71,23 @@ export function writeSummary(): void {
   }
   const e = load("E");
   const eCase = e?.plan.cases[0];
-  for (const [ref, what] of [["nginx-uwsgi", "nginx hash → uwsgi"], ["nginx-http", "nginx hash → HTTP"]] as const) {
+  for (const [ref, what] of [
+    ["nginx-uwsgi", "nginx hash → uwsgi"],
+    ["nginx-http", "nginx hash → HTTP"],
+  ] as const) {
     const bridge = e && eCase ? ratio(find(e, eCase.id, "qdp-bridge-signed"), find(e, eCase.id, ref)) : undefined;
-    checks.push([`E: the signed bridge ≥ 0.9× ${what}`, bridge === undefined ? "–" : `${bridge.toFixed(3)}×`, verdict(bridge === undefined ? undefined : bridge >= 0.9)]);
+    checks.push([
+      `E: the signed bridge ≥ 0.9× ${what}`,
+      bridge === undefined ? "–" : `${bridge.toFixed(3)}×`,
+      verdict(bridge === undefined ? undefined : bridge >= 0.9),
+    ]);
   }
   tables.push({ title: "Targets", headers: ["target", "measured", "verdict"], rows: checks.map((c) => [...c]) });
-  const sources = [a && `A: ${a.startedAt}, ${a.rounds} round(s)`, b && `B: ${b.startedAt}, ${b.rounds} round(s)`, e && `E: ${e.startedAt}, ${e.rounds} round(s)`].filter(Boolean);
+  const sources = [
+    a && `A: ${a.startedAt}, ${a.rounds} round(s)`,
+    b && `B: ${b.startedAt}, ${b.rounds} round(s)`,
+    e && `E: ${e.startedAt}, ${e.rounds} round(s)`,
+  ].filter(Boolean);
   const md = [
     "# Benchmark summary",
     "",

@@ -89,7 +89,7 @@ export function reportA(r: ScenarioResult): void {
   writeScenario(r, tables, [
     "Every contender answers the same two routes as the study's test app: `POST /api/1000` (small JSON echo,",
     `body \`${ECHO_BODY}\`) and \`GET /uwsgi/\` (HTML hello). "× study" divides by the study stack's median on the`,
-    "same route; \"× qdp no-hop\" divides qdp variants by qdp (a). Errors are wrk's socket errors (connect/read/",
+    'same route; "× qdp no-hop" divides qdp variants by qdp (a). Errors are wrk\'s socket errors (connect/read/',
     "write/timeout) plus responses ≥ 400, summed over all rounds. Peak RSS: the whole process tree (qdp: its workers,",
     "from `/stats`).",
   ]);

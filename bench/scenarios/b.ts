@@ -138,13 +138,18 @@ export function reportB(r: ScenarioResult): void {
     );
   });
   const d = r.plan.cases[0]?.durationSec ?? 0;
-  writeScenario(r, tables, [
-    `C callers (wrk connections), each a closed loop of \`POST /api/1002 ${QUOTE_BODY}\` as one of 1,000 users`,
-    "(`X-QDP-User: u<0..999>`). A call needs ≥ 4 s (upstream /a 1 s, then /b 3 s), so the ideal is C/4 req/s.",
-    `wrk counts only calls that finish inside its ${d} s window, i.e. at most ⌊${d}/4⌋ = ${Math.floor(d / CALL_SEC)} per caller: the`,
-    "\"window cap\" C·⌊d/4⌋/d is the best any server can score here and the fairer yardstick; \"% of C/4\" is the",
-    "strict one. Peak RSS: qdp = sum of `workers[].rssBytes` from `/stats` (whole tree if unavailable); study = nginx",
-    "+ both uWSGI. wrk --timeout is the duration + 10 s, so slow answers count as late, not as errors.",
-    "The status column counts responses by code (from a wrk `response()` hook).",
-  ], (c) => ({ value: windowIdeal(c.connections, c.durationSec), label: `window cap ${fmt.int(windowIdeal(c.connections, c.durationSec))}` }));
+  writeScenario(
+    r,
+    tables,
+    [
+      `C callers (wrk connections), each a closed loop of \`POST /api/1002 ${QUOTE_BODY}\` as one of 1,000 users`,
+      "(`X-QDP-User: u<0..999>`). A call needs ≥ 4 s (upstream /a 1 s, then /b 3 s), so the ideal is C/4 req/s.",
+      `wrk counts only calls that finish inside its ${d} s window, i.e. at most ⌊${d}/4⌋ = ${Math.floor(d / CALL_SEC)} per caller: the`,
+      '"window cap" C·⌊d/4⌋/d is the best any server can score here and the fairer yardstick; "% of C/4" is the',
+      "strict one. Peak RSS: qdp = sum of `workers[].rssBytes` from `/stats` (whole tree if unavailable); study = nginx",
+      "+ both uWSGI. wrk --timeout is the duration + 10 s, so slow answers count as late, not as errors.",
+      "The status column counts responses by code (from a wrk `response()` hook).",
+    ],
+    (c) => ({ value: windowIdeal(c.connections, c.durationSec), label: `window cap ${fmt.int(windowIdeal(c.connections, c.durationSec))}` }),
+  );
 }

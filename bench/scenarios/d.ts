@@ -24,7 +24,9 @@ function cpuSeconds(pid: number): number {
 }
 
 export function planD(o: ScenarioOptions): ScenarioPlan {
-  const cases: Case[] = [{ id: "c500", title: "-c500, 1,000 users, every call changes its session", connections: 500, threads: 2, durationSec: o.durationSec, timeoutSec: 5 }];
+  const cases: Case[] = [
+    { id: "c500", title: "-c500, 1,000 users, every call changes its session", connections: 500, threads: 2, durationSec: o.durationSec, timeoutSec: 5 },
+  ];
   const counter = rotatingUsers("/api/1001", "{}", true);
   const contenders: Contender[] = [
     { id: "sessions-memory", label: "qdp counter, sessions in memory", server: "qdp", workload: counter, noHopRef: "sessions-memory", accent: true },
@@ -37,7 +39,11 @@ export function planD(o: ScenarioOptions): ScenarioPlan {
     contenders,
     servers: [
       qdpServer("qdp", "qdp-server (sessions in memory)", () => ({})),
-      qdpServer("qdp-redis", "qdp-server (sessions in Redis)", (ctx) => ({ QDP_SESSION_STORE: "redis", QDP_REDIS_URL: ctx.redisUrl ?? "", QDP_REDIS_PREFIX: "bench:" })),
+      qdpServer("qdp-redis", "qdp-server (sessions in Redis)", (ctx) => ({
+        QDP_SESSION_STORE: "redis",
+        QDP_REDIS_URL: ctx.redisUrl ?? "",
+        QDP_REDIS_PREFIX: "bench:",
+      })),
     ],
     setup: (ctx: ServerContext) => startBenchRedis(ctx, "D"),
     measure(ctx) {
@@ -61,12 +67,18 @@ export function reportD(r: ScenarioResult): void {
     { header: "Redis CPU (cores)", numeric: true, value: (a) => (a.contenderId === "sessions-redis" ? redisCores(a.contenderId).toFixed(2) : "–") },
   ]);
   const k = ratio(find(r, c.id, "sessions-redis"), find(r, c.id, "sessions-memory"));
-  table.notes = [`redis ÷ memory = ${k === undefined ? "–" : `${k.toFixed(3)}×`} (target ≥ ${D_TARGET.toFixed(2)}×: ${k === undefined ? "not measured" : k >= D_TARGET ? "PASS" : "FAIL"})`];
-  writeScenario(r, [table], [
-    "`wrk -t2 -c500` against `POST /api/1001` (`demo.counter`) with `X-QDP-User` drawn from 1,000 users: every call",
-    "increments its user's counter, so with `QDP_SESSION_STORE=redis` every reply waits for a compare-and-swap",
-    "script in Redis (pipelined per event-loop tick, one connection per worker). The memory row is the same server",
-    "without a durable store; its \"× qdp no-hop\" column is the redis ÷ memory ratio. Redis CPU is the private redis-server's user+system time over the run, in cores.",
-    "See docs/stores.md for what the Redis rows buy.",
-  ]);
+  table.notes = [
+    `redis ÷ memory = ${k === undefined ? "–" : `${k.toFixed(3)}×`} (target ≥ ${D_TARGET.toFixed(2)}×: ${k === undefined ? "not measured" : k >= D_TARGET ? "PASS" : "FAIL"})`,
+  ];
+  writeScenario(
+    r,
+    [table],
+    [
+      "`wrk -t2 -c500` against `POST /api/1001` (`demo.counter`) with `X-QDP-User` drawn from 1,000 users: every call",
+      "increments its user's counter, so with `QDP_SESSION_STORE=redis` every reply waits for a compare-and-swap",
+      "script in Redis (pipelined per event-loop tick, one connection per worker). The memory row is the same server",
+      'without a durable store; its "× qdp no-hop" column is the redis ÷ memory ratio. Redis CPU is the private redis-server\'s user+system time over the run, in cores.',
+      "See docs/stores.md for what the Redis rows buy.",
+    ],
+  );
 }

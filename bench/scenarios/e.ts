@@ -22,8 +22,22 @@ export function planE(o: ScenarioOptions): ScenarioPlan {
   const contenders: Contender[] = [
     { id: "nginx-uwsgi", label: "nginx hash → uwsgi protocol", server: "nginx-uwsgi", workload: rotatingUsers("/qdp", ENVELOPE_BODY), studyRef: "nginx-uwsgi" },
     { id: "nginx-http", label: "nginx hash → HTTP", server: "nginx-http", workload: rotatingUsers("/qdp", ENVELOPE_BODY), studyRef: "nginx-uwsgi" },
-    { id: "qdp-bridge", label: "qdp bridge (open)", server: "qdp-bridge", workload: rotatingUsers("/api/2000", ECHO_BODY), studyRef: "nginx-uwsgi", accent: true },
-    { id: "qdp-bridge-signed", label: "qdp bridge, every call signed", server: "qdp-bridge-signed", workload: signedUsers(o.tmp, o.log, "/api/2000"), studyRef: "nginx-uwsgi", accent: true },
+    {
+      id: "qdp-bridge",
+      label: "qdp bridge (open)",
+      server: "qdp-bridge",
+      workload: rotatingUsers("/api/2000", ECHO_BODY),
+      studyRef: "nginx-uwsgi",
+      accent: true,
+    },
+    {
+      id: "qdp-bridge-signed",
+      label: "qdp bridge, every call signed",
+      server: "qdp-bridge-signed",
+      workload: signedUsers(o.tmp, o.log, "/api/2000"),
+      studyRef: "nginx-uwsgi",
+      accent: true,
+    },
   ];
   return {
     id: "E",
@@ -47,11 +61,7 @@ export function planE(o: ScenarioOptions): ScenarioPlan {
 }
 
 export function reportE(r: ScenarioResult): void {
-  const tables = r.plan.cases.map((c) =>
-    caseTable(r, c, [
-      { header: "× nginx HTTP", value: (a) => fmt.ratio(ratio(a, find(r, c.id, "nginx-http"))) },
-    ]),
-  );
+  const tables = r.plan.cases.map((c) => caseTable(r, c, [{ header: "× nginx HTTP", value: (a) => fmt.ratio(ratio(a, find(r, c.id, "nginx-http"))) }]));
   // "× study" is relative to nginx → uwsgi here (the study's own transport).
   for (const t of tables) t.headers[3] = "× nginx uwsgi";
   writeScenario(r, tables, [

@@ -72,7 +72,9 @@ function threeHostsServer(): ServerSpec {
           list.push(`${host}:${port}`);
         }
         const port = await freePort();
-        const gen = Bun.spawnSync([process.execPath, "src/cli.ts", "nginx-conf", "--hosts", list.join(","), "--listen", `127.0.0.1:${port}`], { cwd: REPO_ROOT });
+        const gen = Bun.spawnSync([process.execPath, "src/cli.ts", "nginx-conf", "--hosts", list.join(","), "--listen", `127.0.0.1:${port}`], {
+          cwd: REPO_ROOT,
+        });
         if (gen.exitCode !== 0) throw new Error(`qdp nginx-conf --hosts failed: ${gen.stderr.toString()}`);
         const dir = join(ctx.tmp, "f-nginx");
         for (const d of ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"]) mkdirSync(join(dir, d), { recursive: true });
@@ -120,7 +122,14 @@ export function planF(o: ScenarioOptions): ScenarioPlan {
   // -c256 saturates the box: the throughput ratio. -c16 leaves headroom: the latency the front adds.
   const cases: Case[] = [
     { id: "c256", title: "-c256, 1,000 users, signed demo.counter", connections: 256, threads: 2, durationSec: o.durationSec, timeoutSec: 5 },
-    { id: "c16", title: "-c16, 1,000 users, signed demo.counter (latency with headroom)", connections: 16, threads: 2, durationSec: o.durationSec, timeoutSec: 5 },
+    {
+      id: "c16",
+      title: "-c16, 1,000 users, signed demo.counter (latency with headroom)",
+      connections: 16,
+      threads: 2,
+      durationSec: o.durationSec,
+      timeoutSec: 5,
+    },
   ];
   const counter = () => signedUsers(o.tmp, o.log, "/api/1001", "{}");
   const contenders: Contender[] = [
@@ -171,9 +180,9 @@ export function reportF(r: ScenarioResult): void {
   writeScenario(r, tables, [
     "`wrk -t2` with pre-signed `POST /api/1001` (`demo.counter`) as 1,000 rotating users: every call is",
     "verified, its nonce checked (and with `QDP_REPLAY_STORE=redis` claimed by `SET NX EX`), and its session change",
-    "stored in Redis before the reply. \"3 hosts\" are three qdp-server instances on 127.0.0.2-4 behind one nginx with the",
+    'stored in Redis before the reply. "3 hosts" are three qdp-server instances on 127.0.0.2-4 behind one nginx with the',
     "config `qdp nginx-conf --hosts` prints; all processes share this box's cores, so read the ratios, not the absolute rates.",
-    "-c256 saturates the box (throughput); -c16 leaves headroom (the latency the front adds). The \"× qdp no-hop\" column",
+    '-c256 saturates the box (throughput); -c16 leaves headroom (the latency the front adds). The "× qdp no-hop" column',
     "is each row ÷ the one-host row (replay: redis). See docs/multi-host.md.",
   ]);
 }

@@ -142,7 +142,10 @@ export class DurableSessions {
             for (const x of w.waiters) x.resolve();
           } else {
             if (d.failed === null) this.stats.conflicts++;
-            this.fail(w.held, new QdpError("SESSION_CONFLICT", `the stored session of this user is at version ${r.stored}, this copy at ${w.expected}; it was reloaded, retry`));
+            this.fail(
+              w.held,
+              new QdpError("SESSION_CONFLICT", `the stored session of this user is at version ${r.stored}, this copy at ${w.expected}; it was reloaded, retry`),
+            );
             for (const x of w.waiters) x.reject(d.failed!);
           }
         },

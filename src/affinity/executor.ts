@@ -20,7 +20,6 @@ import type { DurableSessions } from "./durable-sessions.ts";
 import type { SharedReplay } from "./shared-replay.ts";
 import { SessionStore } from "./sessions.ts";
 
-
 export interface Call {
   service: RegisteredService;
   user: string | null;
@@ -110,7 +109,10 @@ export class Executor {
   async awaitGate(deadline: number): Promise<void> {
     if (this.gateOpen) return;
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new QdpError("TIMEOUT", "deadline passed while the owner took over its sessions")), Math.max(0, deadline - Date.now()));
+      const timer = setTimeout(
+        () => reject(new QdpError("TIMEOUT", "deadline passed while the owner took over its sessions")),
+        Math.max(0, deadline - Date.now()),
+      );
       this.gated.push(() => {
         clearTimeout(timer);
         resolve();

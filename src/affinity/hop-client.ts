@@ -274,7 +274,10 @@ export class HopClient {
       msg = JSON.parse(decodeText(payload));
     } catch {}
     if (!conn.transcript) {
-      if (!isChallenge(msg.challenge)) return this.refuse(i, conn, "listener sent no valid challenge");
+      if (!isChallenge(msg.challenge)) {
+        this.refuse(i, conn, "listener sent no valid challenge");
+        return;
+      }
       conn.transcript = {
         listenerChallenge: msg.challenge,
         dialerChallenge: newChallenge(),
@@ -286,7 +289,8 @@ export class HopClient {
       return;
     }
     if (msg.ok !== true || !verify(this.o.secret, "listener", conn.transcript, msg.mac)) {
-      return this.refuse(i, conn, "listener failed to prove the cluster secret");
+      this.refuse(i, conn, "listener failed to prove the cluster secret");
+      return;
     }
     conn.ready = true;
     if (conn.handshakeTimer) clearTimeout(conn.handshakeTimer);
@@ -300,7 +304,10 @@ export class HopClient {
   private onFrame(i: number, conn: Conn, type: number, id: number, payload: Uint8Array): void {
     if (conn.closed) return;
     if (!conn.ready) {
-      if (type !== FrameType.HELLO) return this.refuse(i, conn, `frame of type ${type} before the handshake finished`);
+      if (type !== FrameType.HELLO) {
+        this.refuse(i, conn, `frame of type ${type} before the handshake finished`);
+        return;
+      }
       this.onHello(i, conn, payload);
       return;
     }

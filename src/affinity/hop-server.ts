@@ -122,7 +122,12 @@ export function startHopServer(opts: HopServerOptions): HopServer {
         refuse(socket, "peer failed authentication");
         return;
       }
-      const t: HopTranscript = { listenerChallenge: state.challenge, dialerChallenge: challenge, dialer: { index, gen }, listener: { index: opts.index, gen: opts.gen } };
+      const t: HopTranscript = {
+        listenerChallenge: state.challenge,
+        dialerChallenge: challenge,
+        dialer: { index, gen },
+        listener: { index: opts.index, gen: opts.gen },
+      };
       if (!verify(opts.secret, "dialer", t, hello.mac)) {
         refuse(socket, "peer failed authentication");
         return;
@@ -150,8 +155,7 @@ export function startHopServer(opts: HopServerOptions): HopServer {
           state.outbox.send(FrameType.ERROR, id, JSON.stringify({ code: "INTERNAL", message: "internal error" }));
         },
       );
-    }
-    else state.outbox.send(reply.type, id, reply.text);
+    } else state.outbox.send(reply.type, id, reply.text);
   }
 
   return {

@@ -26,7 +26,10 @@ export class Outbox {
   private scheduled = false;
   private closed = false;
 
-  constructor(private readonly socket: WritableSocket, private readonly maxBuffered = 64 * 1024 * 1024) {}
+  constructor(
+    private readonly socket: WritableSocket,
+    private readonly maxBuffered = 64 * 1024 * 1024,
+  ) {}
 
   /** Bytes waiting to be written. */
   get buffered(): number {

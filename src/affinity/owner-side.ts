@@ -101,7 +101,11 @@ export function createOwnerSide(d: OwnerSideDeps): { handle: HopHandler; readonl
     executor.sessions.restore(batch.sessions);
     executor.replay.import(batch.nonces, Math.floor(Date.now() / 1000));
     if (batch.last) {
-      log.info("took over sessions from the previous worker", { sessions: executor.sessions.size, nonces: executor.replay.size, replayFence: executor.replay.fence.fenceSec });
+      log.info("took over sessions from the previous worker", {
+        sessions: executor.sessions.size,
+        nonces: executor.replay.size,
+        replayFence: executor.replay.fence.fenceSec,
+      });
       executor.openGate();
       d.onTakenOver?.();
     }

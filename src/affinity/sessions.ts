@@ -47,7 +47,11 @@ export class SessionStore {
   evicted = 0;
   expired = 0;
 
-  constructor(private readonly max: number, private readonly ttlMs: number, private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly max: number,
+    private readonly ttlMs: number,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   get size(): number {
     return this.map.size;
@@ -131,7 +135,8 @@ export class SessionStore {
       if (now - e.used > this.ttlMs) continue;
       const d = e.durable;
       if (d === undefined) out.push({ user, state: e.state, idleMs: now - e.used });
-      else if (d.failed === null && d.writing === 0) out.push({ user, state: e.state, idleMs: now - e.used, version: d.version, confirmedAgeMs: now - d.confirmed });
+      else if (d.failed === null && d.writing === 0)
+        out.push({ user, state: e.state, idleMs: now - e.used, version: d.version, confirmedAgeMs: now - d.confirmed });
     }
     return out;
   }
@@ -145,7 +150,15 @@ export class SessionStore {
       const durable: DurableMeta | undefined =
         s.version === undefined
           ? undefined
-          : { version: s.version, queued: s.version, text: JSON.stringify(s.state), confirmed: now - (s.confirmedAgeMs ?? Infinity), writing: 0, lastWrite: null, failed: null };
+          : {
+              version: s.version,
+              queued: s.version,
+              text: JSON.stringify(s.state),
+              confirmed: now - (s.confirmedAgeMs ?? Infinity),
+              writing: 0,
+              lastWrite: null,
+              failed: null,
+            };
       this.map.set(s.user, { state: s.state, used: now - s.idleMs, durable });
     }
   }

@@ -52,7 +52,11 @@ export class SharedReplay {
       (err: Error) => {
         this.latency.observe((performance.now() - t0) / 1000);
         this.stats.errors++;
-        throw new QdpError("OVERLOADED", "the shared replay store did not answer, so the nonce cannot be checked; the call was not run (sign it again to retry)", { cause: err });
+        throw new QdpError(
+          "OVERLOADED",
+          "the shared replay store did not answer, so the nonce cannot be checked; the call was not run (sign it again to retry)",
+          { cause: err },
+        );
       },
     );
   }

@@ -5,9 +5,7 @@
  */
 
 /** Variables the server sets or reads for itself and its tests; never typos. */
-export const INTERNAL_VARIABLES: readonly string[] = [
-  "QDP_WORKER_INDEX", "QDP_WORKER_GEN", "QDP_WORKER_HANDOFF", "QDP_CLUSTER_SECRET", "QDP_FUZZ_SEED",
-];
+export const INTERNAL_VARIABLES: readonly string[] = ["QDP_WORKER_INDEX", "QDP_WORKER_GEN", "QDP_WORKER_HANDOFF", "QDP_CLUSTER_SECRET", "QDP_FUZZ_SEED"];
 /** Prefixes of variables that belong to tests and benchmarks (`QDP_TEST_MONGO_URL`). */
 const INTERNAL_PREFIXES = ["QDP_TEST_", "QDP_BENCH_"];
 

@@ -271,7 +271,9 @@ export function configSource(env: Source, fileText?: string, serviceKeys: readon
     } catch (err) {
       const at = findJsonSyntaxError(fileText);
       throw new ConfigError([
-        at === null ? `${where}: the file is not valid JSON (${(err as Error).message})` : `${where}: not valid JSON at line ${at.line}, column ${at.column}: ${at.message}`,
+        at === null
+          ? `${where}: the file is not valid JSON (${(err as Error).message})`
+          : `${where}: not valid JSON at line ${at.line}, column ${at.column}: ${at.message}`,
       ]);
     }
     if (typeof file !== "object" || file === null || Array.isArray(file)) {
@@ -284,7 +286,9 @@ export function configSource(env: Source, fileText?: string, serviceKeys: readon
       // Only the variables we read: a typo (QDP_PROT) must stop start-up, not be silently ignored.
       if (!known.includes(k)) {
         const closest = closestName(k, known);
-        unknown.push(`${where}: unknown key ${JSON.stringify(k)}${closest ? ` (did you mean ${closest}?)` : ""}; keys are the QDP_* variable names and the services' settings in the README`);
+        unknown.push(
+          `${where}: unknown key ${JSON.stringify(k)}${closest ? ` (did you mean ${closest}?)` : ""}; keys are the QDP_* variable names and the services' settings in the README`,
+        );
         continue;
       }
       merged[k] = typeof v === "string" ? v : JSON.stringify(v);
@@ -362,13 +366,17 @@ function readConfig(src: Source, env: Source, cpus: number): Config {
   if (!/^[A-Za-z0-9.:_-]+$/.test(config.statsHost)) {
     r.problems.push(`QDP_STATS_HOST=${JSON.stringify(config.statsHost)}: expected an IP address or host name`);
   } else if (!isLoopbackHost(config.statsHost) && config.statsToken === undefined) {
-    r.problems.push(`QDP_STATS_HOST=${config.statsHost}: a non-loopback stats server needs QDP_STATS_TOKEN (a bearer token Prometheus and qdp send), else anyone who reaches it reads the cluster's stats`);
+    r.problems.push(
+      `QDP_STATS_HOST=${config.statsHost}: a non-loopback stats server needs QDP_STATS_TOKEN (a bearer token Prometheus and qdp send), else anyone who reaches it reads the cluster's stats`,
+    );
   }
   if (config.statsToken !== undefined && !/^[\x21-\x7e]{16,256}$/.test(config.statsToken)) {
     r.problems.push("QDP_STATS_TOKEN: expected 16 to 256 printable ASCII characters without spaces (the value is not shown)");
   }
   if ((config.tlsCert === undefined) !== (config.tlsKey === undefined)) {
-    r.problems.push(`${config.tlsCert === undefined ? "QDP_TLS_CERT" : "QDP_TLS_KEY"}: required with ${config.tlsCert === undefined ? "QDP_TLS_KEY" : "QDP_TLS_CERT"} (HTTPS needs both the certificate and its key)`);
+    r.problems.push(
+      `${config.tlsCert === undefined ? "QDP_TLS_CERT" : "QDP_TLS_KEY"}: required with ${config.tlsCert === undefined ? "QDP_TLS_KEY" : "QDP_TLS_CERT"} (HTTPS needs both the certificate and its key)`,
+    );
   }
   for (const a of config.workerBunArgs) {
     if (!a.startsWith("-")) r.problems.push(`QDP_WORKER_BUN_ARGS: ${JSON.stringify(a)} is not a flag (expected Bun runtime flags like --smol)`);
@@ -422,12 +430,53 @@ export function defaultRuntimeDir(tmpdir: string | undefined, port: number): str
 
 /** Every variable the server reads, for the README test that keeps the docs complete. */
 export const CONFIG_VARIABLES = [
-  "QDP_CONFIG", "QDP_HOST", "QDP_PORT", "QDP_WORKERS", "QDP_GRACE_MS", "QDP_OWNER_WAIT_MS", "QDP_MAX_BODY",
-  "QDP_TIMEOUT_MS", "QDP_BODY_TIMEOUT_MS", "QDP_KEEPALIVE_MS", "QDP_DRAIN_IDLE_MS", "QDP_MAX_INFLIGHT", "QDP_BACKLOG", "QDP_STATS_PORT", "QDP_RUNTIME_DIR", "QDP_DATA_DIR",
-  "QDP_UAP_KEYS", "QDP_UAP_KEYS_FILE", "QDP_ALLOW_CIDRS", "QDP_INSECURE",
-  "QDP_UPSTREAM_TIMEOUT_MS", "QDP_MONGO_URL", "QDP_MONGO_POOL", "QDP_MONGO_W", "QDP_SESSION_MAX",
-  "QDP_SESSION_TTL_S", "QDP_DIRECT_PORT_BASE", "QDP_HOP_MAX_PENDING", "QDP_NONCE_MAX", "QDP_DEMO_SERVICES",
-  "QDP_LOG_LEVEL", "QDP_TUNE_SYSCTL", "QDP_WORKER_BUN_ARGS", "QDP_SESSION_STORE", "QDP_REDIS_URL", "QDP_REDIS_PREFIX",
-  "QDP_REDIS_TIMEOUT_MS", "QDP_SESSION_FRESH_MS", "QDP_FORWARD_FILE", "QDP_MAX_REQUESTS", "QDP_MAX_REQUESTS_JITTER", "QDP_MAX_RSS", "QDP_STUCK_MS", "QDP_ACCESS_LOG", "QDP_STATS_HOST", "QDP_STATS_TOKEN", "QDP_TLS_CERT",
-  "QDP_TLS_KEY", "QDP_REPLAY_STORE",
+  "QDP_CONFIG",
+  "QDP_HOST",
+  "QDP_PORT",
+  "QDP_WORKERS",
+  "QDP_GRACE_MS",
+  "QDP_OWNER_WAIT_MS",
+  "QDP_MAX_BODY",
+  "QDP_TIMEOUT_MS",
+  "QDP_BODY_TIMEOUT_MS",
+  "QDP_KEEPALIVE_MS",
+  "QDP_DRAIN_IDLE_MS",
+  "QDP_MAX_INFLIGHT",
+  "QDP_BACKLOG",
+  "QDP_STATS_PORT",
+  "QDP_RUNTIME_DIR",
+  "QDP_DATA_DIR",
+  "QDP_UAP_KEYS",
+  "QDP_UAP_KEYS_FILE",
+  "QDP_ALLOW_CIDRS",
+  "QDP_INSECURE",
+  "QDP_UPSTREAM_TIMEOUT_MS",
+  "QDP_MONGO_URL",
+  "QDP_MONGO_POOL",
+  "QDP_MONGO_W",
+  "QDP_SESSION_MAX",
+  "QDP_SESSION_TTL_S",
+  "QDP_DIRECT_PORT_BASE",
+  "QDP_HOP_MAX_PENDING",
+  "QDP_NONCE_MAX",
+  "QDP_DEMO_SERVICES",
+  "QDP_LOG_LEVEL",
+  "QDP_TUNE_SYSCTL",
+  "QDP_WORKER_BUN_ARGS",
+  "QDP_SESSION_STORE",
+  "QDP_REDIS_URL",
+  "QDP_REDIS_PREFIX",
+  "QDP_REDIS_TIMEOUT_MS",
+  "QDP_SESSION_FRESH_MS",
+  "QDP_FORWARD_FILE",
+  "QDP_MAX_REQUESTS",
+  "QDP_MAX_REQUESTS_JITTER",
+  "QDP_MAX_RSS",
+  "QDP_STUCK_MS",
+  "QDP_ACCESS_LOG",
+  "QDP_STATS_HOST",
+  "QDP_STATS_TOKEN",
+  "QDP_TLS_CERT",
+  "QDP_TLS_KEY",
+  "QDP_REPLAY_STORE",
 ] as const;

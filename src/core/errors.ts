@@ -17,15 +17,27 @@ export const ERROR_CATALOGUE = {
   BAD_USER: { status: 400, doc: "The user id is not 1..128 bytes of UTF-8 without control characters." },
   USER_MISMATCH: { status: 400, doc: "`X-QDP-User` and the envelope's `userId` are both present and differ." },
   USER_REQUIRED: { status: 400, doc: "The function is stateful and the call names no user." },
-  UNAUTHENTICATED: { status: 401, doc: "The call is not signed by UAP: missing, malformed, unknown-key, bad, stale or replayed signature, or signed before the replay fence of a restarted worker (sign it again)." },
+  UNAUTHENTICATED: {
+    status: 401,
+    doc: "The call is not signed by UAP: missing, malformed, unknown-key, bad, stale or replayed signature, or signed before the replay fence of a restarted worker (sign it again).",
+  },
   FORBIDDEN: { status: 403, doc: "The source address is outside `QDP_ALLOW_CIDRS`." },
   UNKNOWN_FUNCTION: { status: 404, doc: "No service is registered under that function number (or the path is unknown)." },
   PAYLOAD_TOO_LARGE: { status: 413, doc: "The body is larger than `QDP_MAX_BODY`." },
   UPSTREAM_ERROR: { status: 502, doc: "An upstream service the function called failed or answered badly." },
-  OVERLOADED: { status: 503, doc: "The worker has `QDP_MAX_INFLIGHT` calls in flight (or a bounded queue is full, or the call's nonce cannot be vouched for: replay cache full, shared replay store unreachable); the call did not run. Retry after `Retry-After` (a signed retry with a new nonce)." },
+  OVERLOADED: {
+    status: 503,
+    doc: "The worker has `QDP_MAX_INFLIGHT` calls in flight (or a bounded queue is full, or the call's nonce cannot be vouched for: replay cache full, shared replay store unreachable); the call did not run. Retry after `Retry-After` (a signed retry with a new nonce).",
+  },
   OWNER_UNAVAILABLE: { status: 503, doc: "The user's owner worker stayed down for `QDP_OWNER_WAIT_MS`; retry after `Retry-After`." },
-  SESSION_UNAVAILABLE: { status: 503, doc: "The session store could not be read or written in time; the call's session change was not stored. Retry after `Retry-After`." },
-  SESSION_CONFLICT: { status: 503, doc: "The user's stored session changed since this owner loaded it (another host served the user); the change was not stored and a retry runs on fresh state." },
+  SESSION_UNAVAILABLE: {
+    status: 503,
+    doc: "The session store could not be read or written in time; the call's session change was not stored. Retry after `Retry-After`.",
+  },
+  SESSION_CONFLICT: {
+    status: 503,
+    doc: "The user's stored session changed since this owner loaded it (another host served the user); the change was not stored and a retry runs on fresh state.",
+  },
   TIMEOUT: { status: 504, doc: "The call (or an upstream call) ran past its deadline (`QDP_TIMEOUT_MS`); its work was aborted." },
   INTERNAL: { status: 500, doc: "An unexpected failure inside the server; details are in the log under the request id, never in the body." },
 } as const satisfies Record<string, ErrorSpec>;
@@ -73,9 +85,7 @@ export interface ErrorBody {
 
 /** The contract's error body. */
 export function errorBody(code: ErrorCode, message: string, details?: unknown): ErrorBody {
-  return details === undefined
-    ? { ok: false, error: { code, message } }
-    : { ok: false, error: { code, message, details } };
+  return details === undefined ? { ok: false, error: { code, message } } : { ok: false, error: { code, message, details } };
 }
 
 /**

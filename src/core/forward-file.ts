@@ -66,7 +66,10 @@ export function parseForwardFile(text: string, source = "QDP_FORWARD_FILE"): For
   } catch (err) {
     throw new ConfigError([`${source}: not valid JSON (${(err as Error).message})`]);
   }
-  if (!Array.isArray(doc)) throw new ConfigError([`${source}: expected a JSON array of entries like {"funcNos": "2000-2099", "name": "legacy.pricing", "backends": ["http://127.0.0.1:9001"]}`]);
+  if (!Array.isArray(doc))
+    throw new ConfigError([
+      `${source}: expected a JSON array of entries like {"funcNos": "2000-2099", "name": "legacy.pricing", "backends": ["http://127.0.0.1:9001"]}`,
+    ]);
   const problems: string[] = [];
   const entries: ForwardEntry[] = [];
   doc.forEach((raw, index) => {
@@ -168,9 +171,11 @@ function parseRange(v: unknown): { from: number; to: number } | string {
     from = Number(m[1]);
     to = m[2] === undefined ? from : Number(m[2]);
   } else return `must be "first-last" (like "2000-2099") or one number (got ${JSON.stringify(v)})`;
-  if (!Number.isSafeInteger(from) || !Number.isSafeInteger(to) || from < 1 || to > MAX_FUNC_NO) return `must hold positive whole numbers (got ${JSON.stringify(v)})`;
+  if (!Number.isSafeInteger(from) || !Number.isSafeInteger(to) || from < 1 || to > MAX_FUNC_NO)
+    return `must hold positive whole numbers (got ${JSON.stringify(v)})`;
   if (to < from) return `${JSON.stringify(v)}: the last number is below the first`;
-  if (to - from + 1 > FORWARD_MAX_RANGE) return `${JSON.stringify(v)} holds ${to - from + 1} numbers; at most ${FORWARD_MAX_RANGE} per entry (split it into several entries)`;
+  if (to - from + 1 > FORWARD_MAX_RANGE)
+    return `${JSON.stringify(v)} holds ${to - from + 1} numbers; at most ${FORWARD_MAX_RANGE} per entry (split it into several entries)`;
   return { from, to };
 }
 
@@ -185,7 +190,7 @@ function backendUrl(v: unknown): string | null {
   }
   if (u.protocol !== "http:" && u.protocol !== "https:") return `!expected an http:// or https:// URL`;
   if (u.username !== "" || u.password !== "") return "!credentials in the URL are not supported";
-  if (u.search !== "" || u.hash !== "" || v.includes("?") || v.includes("#")) return "!no query or fragment: the entry's \"path\" is appended to the URL";
+  if (u.search !== "" || u.hash !== "" || v.includes("?") || v.includes("#")) return '!no query or fragment: the entry\'s "path" is appended to the URL';
   return `${u.protocol}//${u.host}${u.pathname.replace(/\/+$/, "")}`;
 }
 

@@ -117,7 +117,10 @@ export class FrameReader {
    * @param maxFrame largest frame length accepted; raise it with `setMaxFrame` once the peer
    *   is trusted (see PREAUTH_MAX_FRAME_BYTES).
    */
-  constructor(private readonly onFrame: FrameHandler, private maxFrame = MAX_FRAME_BYTES) {}
+  constructor(
+    private readonly onFrame: FrameHandler,
+    private maxFrame = MAX_FRAME_BYTES,
+  ) {}
 
   /** Changes the cap for frames whose length has not arrived yet (later frames of the same chunk included). */
   setMaxFrame(bytes: number): void {

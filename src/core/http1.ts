@@ -212,7 +212,17 @@ export function parseResponseHead(buf: Buffer, from: number, method: string): { 
   if (m === null) throw new FramingError(400, "malformed status line");
   const minor = Number(m[1]);
   const status = Number(m[2]);
-  const probe: RequestHead = { method, target: "/", minor: minor === 1 ? 1 : 0, headers: new Map(), repeated: null, contentLength: 0, chunked: false, keepAlive: minor === 1, expectContinue: false };
+  const probe: RequestHead = {
+    method,
+    target: "/",
+    minor: minor === 1 ? 1 : 0,
+    headers: new Map(),
+    repeated: null,
+    contentLength: 0,
+    chunked: false,
+    keepAlive: minor === 1,
+    expectContinue: false,
+  };
   if (lines.length - 1 > MAX_HEADERS) throw new FramingError(413, `more than ${MAX_HEADERS} header fields`);
   for (let i = 1; i < lines.length; i++) addField(probe, lines[i]!);
   const h = probe.headers;

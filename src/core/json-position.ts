@@ -14,7 +14,10 @@ export interface JsonSyntaxError {
 }
 
 class Stop extends Error {
-  constructor(readonly at: number, message: string) {
+  constructor(
+    readonly at: number,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -99,7 +102,10 @@ export function findJsonSyntaxError(text: string): JsonSyntaxError | null {
         throw new Stop(i, `expected "," or "]", found ${what()}`);
       }
     }
-    if (c === '"') return string();
+    if (c === '"') {
+      string();
+      return;
+    }
     const m = /^(?:-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null)/.exec(text.slice(i, i + 400));
     if (!m) throw new Stop(i, `unexpected ${what()}`);
     i += m[0].length;

@@ -94,8 +94,7 @@ export function createReplayCache(options: ReplayCacheOptions): ReplayCache {
   let pendingAt = 0;
   let lastSweepSec = Number.NaN;
 
-  const inWindow = (timestampSec: number, nowSec: number): boolean =>
-    Number.isFinite(timestampSec) && Math.abs(timestampSec - nowSec) <= windowSec;
+  const inWindow = (timestampSec: number, nowSec: number): boolean => Number.isFinite(timestampSec) && Math.abs(timestampSec - nowSec) <= windowSec;
 
   /** Drops every bucket whose newest possible timestamp is already older than the window. */
   const sweep = (nowSec: number): void => {

@@ -104,7 +104,11 @@ export type MarkReading =
  *
  * @returns the fence, and the names of unreadable marks (for the log).
  */
-export function fenceFromMarks(marks: Iterable<MarkReading>, nowSec: number, windowSec: number = SIGNATURE_WINDOW_SEC): { fenceSec: number; unreadable: string[] } {
+export function fenceFromMarks(
+  marks: Iterable<MarkReading>,
+  nowSec: number,
+  windowSec: number = SIGNATURE_WINDOW_SEC,
+): { fenceSec: number; unreadable: string[] } {
   let fenceSec = 0;
   const unreadable: string[] = [];
   for (const m of marks) {

@@ -85,15 +85,7 @@ export interface SigningParts {
  * // "v1\nPOST\n/api/1000\n1700000000\nAAAAAAAAAAAAAAAAAAAAAA\nu1\n44136fa3…"
  */
 export function stringToSign(parts: SigningParts): string {
-  return [
-    SIGNATURE_VERSION,
-    parts.method.toUpperCase(),
-    parts.target,
-    String(parts.timestamp),
-    parts.nonce,
-    parts.user ?? "",
-    parts.bodySha256Hex,
-  ].join("\n");
+  return [SIGNATURE_VERSION, parts.method.toUpperCase(), parts.target, String(parts.timestamp), parts.nonce, parts.user ?? "", parts.bodySha256Hex].join("\n");
 }
 
 /**
@@ -106,8 +98,13 @@ interface NativeHasher {
   update(data: string | Uint8Array): NativeHasher;
   digest(encoding: "hex"): string;
 }
-const NativeCryptoHasher = (globalThis as { Bun?: { CryptoHasher?: { new (alg: "sha256", key?: Uint8Array | string): NativeHasher; hash(alg: "sha256", data: Uint8Array | string, encoding: "hex"): string } } }).Bun
-  ?.CryptoHasher;
+const NativeCryptoHasher = (
+  globalThis as {
+    Bun?: {
+      CryptoHasher?: { new (alg: "sha256", key?: Uint8Array | string): NativeHasher; hash(alg: "sha256", data: Uint8Array | string, encoding: "hex"): string };
+    };
+  }
+).Bun?.CryptoHasher;
 
 /** Lowercase hex SHA-256 of bytes (a string is hashed as its UTF-8 bytes). */
 export function sha256Hex(bytes: Uint8Array | string): string {
@@ -225,7 +222,6 @@ export function verifyRequest(input: VerifyInput, ring: KeyRing, nowSec: number)
   return { keyId, nonce, timestamp: ts };
 }
 
-
 function hmacHex(secret: Uint8Array | string, s: string): string {
   if (NativeCryptoHasher) return new NativeCryptoHasher("sha256", secret).update(s).digest("hex");
   return createHmac("sha256", secret).update(s).digest("hex");
@@ -236,7 +232,16 @@ function unauthenticated(reason: string): QdpError {
 }
 
 /** Why a call got 401, as a short stable word for logs and metrics (never the secret or signature). */
-export type AuthFailure = "missing_header" | "malformed_header" | "repeated_header" | "unknown_version" | "unknown_key" | "stale" | "bad_signature" | "replay" | "other";
+export type AuthFailure =
+  | "missing_header"
+  | "malformed_header"
+  | "repeated_header"
+  | "unknown_version"
+  | "unknown_key"
+  | "stale"
+  | "bad_signature"
+  | "replay"
+  | "other";
 
 /** The reason of an UNAUTHENTICATED error, from the messages this module (and the replay check) write. */
 export function authFailureOf(message: string): AuthFailure {

@@ -67,15 +67,27 @@ export function createEdgeApp(d: EdgeAppDeps) {
     .get("/swagger", () => swaggerPage("QDP services — Swagger UI"))
     .get("/swagger/", () => swaggerPage("QDP services — Swagger UI"))
     .get("/swagger/json", () => new Response(openApi(), { headers: { "content-type": "application/json; charset=utf-8" } }))
-    .get("/swagger/assets/:file", ({ params, request }) => swaggerAsset(params.file) ?? errorResponse(new QdpError("UNKNOWN_FUNCTION", "no such path"), metaOf(request)))
+    .get(
+      "/swagger/assets/:file",
+      ({ params, request }) => swaggerAsset(params.file) ?? errorResponse(new QdpError("UNKNOWN_FUNCTION", "no such path"), metaOf(request)),
+    )
     // The public port runs these two through edge/public-server.ts without Elysia; here they
     // serve in-process use (`app.handle`) and define the routes for Swagger.
-    .post("/qdp", async ({ request, server }) => toResponse(await handleRequest(request, { kind: "envelope" }, () => server?.requestIP(request)?.address ?? null)), {
-      parse: "none",
-    })
-    .post("/api/:funcNo", async ({ request, params, server }) => toResponse(await handleRequest(request, { kind: "api", funcNo: params.funcNo }, () => server?.requestIP(request)?.address ?? null)), {
-      parse: "none",
-    });
+    .post(
+      "/qdp",
+      async ({ request, server }) => toResponse(await handleRequest(request, { kind: "envelope" }, () => server?.requestIP(request)?.address ?? null)),
+      {
+        parse: "none",
+      },
+    )
+    .post(
+      "/api/:funcNo",
+      async ({ request, params, server }) =>
+        toResponse(await handleRequest(request, { kind: "api", funcNo: params.funcNo }, () => server?.requestIP(request)?.address ?? null)),
+      {
+        parse: "none",
+      },
+    );
   return app;
 }
 

@@ -161,7 +161,10 @@ export function createCallHandler(d: CallHandlerDeps) {
       return fail(toQdpError(err), meta);
     }
     const h = request.headers;
-    return handleCall({ method: request.method, target: requestTarget(request), header: (n) => h.get(n), repeated: () => false, body, clientIp: clientIp() }, route);
+    return handleCall(
+      { method: request.method, target: requestTarget(request), header: (n) => h.get(n), repeated: () => false, body, clientIp: clientIp() },
+      route,
+    );
   }
 
   function fail(e: QdpError, meta: ResponseMeta, rec?: CallRecord): Reply {

@@ -90,10 +90,24 @@ interface Conn {
 }
 
 const STATUS_TEXT: Record<number, string> = {
-  200: "OK", 204: "No Content", 301: "Moved Permanently", 302: "Found", 304: "Not Modified", 400: "Bad Request",
-  401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
-  413: "Content Too Large", 415: "Unsupported Media Type", 422: "Unprocessable Content", 500: "Internal Server Error",
-  502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout",
+  200: "OK",
+  204: "No Content",
+  301: "Moved Permanently",
+  302: "Found",
+  304: "Not Modified",
+  400: "Bad Request",
+  401: "Unauthorized",
+  403: "Forbidden",
+  404: "Not Found",
+  405: "Method Not Allowed",
+  408: "Request Timeout",
+  413: "Content Too Large",
+  415: "Unsupported Media Type",
+  422: "Unprocessable Content",
+  500: "Internal Server Error",
+  502: "Bad Gateway",
+  503: "Service Unavailable",
+  504: "Gateway Timeout",
 };
 const CONTINUE = Buffer.from("HTTP/1.1 100 Continue\r\n\r\n");
 const SWEEP_MS = 250;
@@ -129,7 +143,18 @@ export function serveHttp1(o: Http1ServerOptions): Http1Server {
     socket: {
       open(socket) {
         const now = Date.now();
-        const c: Conn = { socket, buf: null, busy: false, closing: false, closed: false, readingSince: 0, lastActive: now, out: null, sentContinue: false, paused: false };
+        const c: Conn = {
+          socket,
+          buf: null,
+          busy: false,
+          closing: false,
+          closed: false,
+          readingSince: 0,
+          lastActive: now,
+          out: null,
+          sentContinue: false,
+          paused: false,
+        };
         socket.data = c;
         conns.add(c);
       },

@@ -88,7 +88,11 @@ function errorSchema(codes: ErrorCode[]): Json {
       error: {
         type: "object",
         required: ["code", "message"],
-        properties: { code: { type: "string", enum: codes }, message: { type: "string" }, details: { description: "optional; for VALIDATION a list of {path, message}" } },
+        properties: {
+          code: { type: "string", enum: codes },
+          message: { type: "string" },
+          details: { description: "optional; for VALIDATION a list of {path, message}" },
+        },
       },
     },
   };
@@ -127,9 +131,17 @@ function plain(schema: unknown): Json {
 export function buildOpenApi(registry: Registry, o: OpenApiOptions): Json {
   const signingParams = [
     { name: SIGNING_HEADERS.keyId, description: "UAP key id", schema: { type: "string", pattern: "^[A-Za-z0-9_.-]{1,64}$" } },
-    { name: SIGNING_HEADERS.timestamp, description: `Unix seconds; within ±${SIGNATURE_WINDOW_SEC} s of server time`, schema: { type: "string", pattern: "^\\d{1,15}$" } },
+    {
+      name: SIGNING_HEADERS.timestamp,
+      description: `Unix seconds; within ±${SIGNATURE_WINDOW_SEC} s of server time`,
+      schema: { type: "string", pattern: "^\\d{1,15}$" },
+    },
     { name: SIGNING_HEADERS.nonce, description: "Fresh per call", schema: { type: "string", pattern: NONCE_PATTERN.source } },
-    { name: SIGNING_HEADERS.signature, description: "`v1=` + lowercase hex HMAC-SHA256(secret, S); S is in the `uapSignature` security scheme", schema: { type: "string", pattern: "^v1=[0-9a-f]{64}$" } },
+    {
+      name: SIGNING_HEADERS.signature,
+      description: "`v1=` + lowercase hex HMAC-SHA256(secret, S); S is in the `uapSignature` security scheme",
+      schema: { type: "string", pattern: "^v1=[0-9a-f]{64}$" },
+    },
   ].map((p) => ({ in: "header", required: o.signing, ...p }));
   const userParam = (required: boolean) => ({
     in: "header",
@@ -138,7 +150,13 @@ export function buildOpenApi(registry: Registry, o: OpenApiOptions): Json {
     description: "User id set by UAP: 1..128 bytes of UTF-8 without control characters. Every call of a user runs in its owner worker.",
     schema: { type: "string", minLength: 1, maxLength: 128 },
   });
-  const requestIdParam = { in: "header", name: "X-Request-Id", required: false, description: "Echoed in the response; generated when absent", schema: { type: "string", maxLength: 128 } };
+  const requestIdParam = {
+    in: "header",
+    name: "X-Request-Id",
+    required: false,
+    description: "Echoed in the response; generated when absent",
+    schema: { type: "string", maxLength: 128 },
+  };
 
   const paths: Json = {};
   const tags = new Map<string, string>();
@@ -147,7 +165,10 @@ export function buildOpenApi(registry: Registry, o: OpenApiOptions): Json {
     // name, so Swagger UI lists them together under it.
     const fwd = def.forward;
     const tag = fwd ? def.name : def.name.split(".")[0]!;
-    tags.set(tag, fwd ? `Forwarded to ${fwd.backends} backend${fwd.backends === 1 ? "" : "s"} (functions ${fwd.range}, QDP_FORWARD_FILE)` : `Functions ${tag}.*`);
+    tags.set(
+      tag,
+      fwd ? `Forwarded to ${fwd.backends} backend${fwd.backends === 1 ? "" : "s"} (functions ${fwd.range}, QDP_FORWARD_FILE)` : `Functions ${tag}.*`,
+    );
     paths[`/api/${def.funcNo}`] = {
       post: {
         operationId: fwd ? `${def.name}.${def.funcNo}` : def.name,
@@ -168,7 +189,11 @@ export function buildOpenApi(registry: Registry, o: OpenApiOptions): Json {
             headers: RESPONSE_HEADERS,
             content: {
               "application/json": {
-                schema: { type: "object", required: ["ok", "funcNo", "data"], properties: { ok: { const: true }, funcNo: { const: def.funcNo }, data: plain(def.output) } },
+                schema: {
+                  type: "object",
+                  required: ["ok", "funcNo", "data"],
+                  properties: { ok: { const: true }, funcNo: { const: def.funcNo }, data: plain(def.output) },
+                },
               },
             },
           },
@@ -182,7 +207,8 @@ export function buildOpenApi(registry: Registry, o: OpenApiOptions): Json {
     post: {
       operationId: "envelope",
       summary: "Call any function by number in an envelope",
-      description: "The same call as `POST /api/<funcNo>`, with the function number and user in the body. `userId` is used when `X-QDP-User` is absent; both present and different is `400 USER_MISMATCH`.",
+      description:
+        "The same call as `POST /api/<funcNo>`, with the function number and user in the body. `userId` is used when `X-QDP-User` is absent; both present and different is `400 USER_MISMATCH`.",
       tags: ["envelope"],
       parameters: [userParam(false), requestIdParam, ...signingParams],
       requestBody: {
@@ -193,7 +219,12 @@ export function buildOpenApi(registry: Registry, o: OpenApiOptions): Json {
               type: "object",
               required: ["funcNo"],
               properties: {
-                funcNo: { oneOf: [{ type: "integer", minimum: 1 }, { type: "string", pattern: "^\\d+$" }] },
+                funcNo: {
+                  oneOf: [
+                    { type: "integer", minimum: 1 },
+                    { type: "string", pattern: "^\\d+$" },
+                  ],
+                },
                 userId: { type: "string", minLength: 1, maxLength: 128 },
                 data: { description: "The function's input" },
               },
@@ -206,7 +237,11 @@ export function buildOpenApi(registry: Registry, o: OpenApiOptions): Json {
         "200": {
           description: "The function's result; `data` follows the schema of `POST /api/<funcNo>`",
           headers: RESPONSE_HEADERS,
-          content: { "application/json": { schema: { type: "object", required: ["ok", "funcNo", "data"], properties: { ok: { const: true }, funcNo: { type: "integer" }, data: {} } } } },
+          content: {
+            "application/json": {
+              schema: { type: "object", required: ["ok", "funcNo", "data"], properties: { ok: { const: true }, funcNo: { type: "integer" }, data: {} } },
+            },
+          },
         },
         ...errorResponses(errorCodesOf(null, o)),
       },
@@ -222,7 +257,9 @@ export function buildOpenApi(registry: Registry, o: OpenApiOptions): Json {
       description:
         "Functions by number: `POST /api/<funcNo>` with the input as the body, or `POST /qdp` with an envelope. Success is `200 {ok: true, funcNo, data}`; " +
         "an error is `{ok: false, error: {code, message, details?}}` with the status of its code; each operation lists the codes it can answer with." +
-        (o.signing ? " Only UAP-signed calls run (see the `uapSignature` security scheme)." : " This server runs without UAP keys (open development mode): calls need no signature."),
+        (o.signing
+          ? " Only UAP-signed calls run (see the `uapSignature` security scheme)."
+          : " This server runs without UAP keys (open development mode): calls need no signature."),
     },
     tags: [...tags].map(([name, description]) => ({ name, description })),
     paths,

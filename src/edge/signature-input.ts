@@ -30,7 +30,12 @@ export function requestTarget(request: Request): string {
 export function signatureInputOf(req: SignedRequest, user?: string | null): VerifyInput {
   const raw = req.header("x-qdp-user");
   return {
-    headers: { keyId: req.header("x-qdp-key-id"), timestamp: req.header("x-qdp-timestamp"), nonce: req.header("x-qdp-nonce"), signature: req.header("x-qdp-signature") },
+    headers: {
+      keyId: req.header("x-qdp-key-id"),
+      timestamp: req.header("x-qdp-timestamp"),
+      nonce: req.header("x-qdp-nonce"),
+      signature: req.header("x-qdp-signature"),
+    },
     method: req.method,
     target: req.target,
     user: raw === null ? null : (user ?? decodeHeaderUtf8(raw) ?? raw),

@@ -52,14 +52,18 @@ export interface StatsTarget {
 export function resolveStatsTarget(flag: string | undefined, env: Record<string, string | undefined>): StatsTarget {
   let config;
   try {
-    config = loadConfig({ QDP_STATS_PORT: env.QDP_STATS_PORT, QDP_STATS_HOST: env.QDP_STATS_HOST, QDP_STATS_TOKEN: env.QDP_STATS_TOKEN }, availableParallelism());
+    config = loadConfig(
+      { QDP_STATS_PORT: env.QDP_STATS_PORT, QDP_STATS_HOST: env.QDP_STATS_HOST, QDP_STATS_TOKEN: env.QDP_STATS_TOKEN },
+      availableParallelism(),
+    );
   } catch (err) {
     if (err instanceof ConfigError) throw new UsageError(err.problems.join("; "));
     throw err;
   }
   let port = config.statsPort;
   if (flag !== undefined) {
-    if (!/^\d+$/.test(flag) || Number(flag) < 1 || Number(flag) > 65535) throw new UsageError(`--stats-port ${JSON.stringify(flag)}: expected a port from 1 to 65535`);
+    if (!/^\d+$/.test(flag) || Number(flag) < 1 || Number(flag) > 65535)
+      throw new UsageError(`--stats-port ${JSON.stringify(flag)}: expected a port from 1 to 65535`);
     port = Number(flag);
   }
   const wildcard = config.statsHost === "0.0.0.0" || config.statsHost === "::";
@@ -120,7 +124,9 @@ function signal(pid: number, sig: "SIGHUP" | "SIGTERM"): void {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     throw new NoServerError(
-      code === "EPERM" ? `not allowed to signal supervisor pid ${pid} (it runs as another user; use sudo or that user)` : `could not send ${sig} to pid ${pid}: ${code ?? String(err)}`,
+      code === "EPERM"
+        ? `not allowed to signal supervisor pid ${pid} (it runs as another user; use sudo or that user)`
+        : `could not send ${sig} to pid ${pid}: ${code ?? String(err)}`,
     );
   }
 }
@@ -167,7 +173,9 @@ export async function reloadCommand(argv: string[], io: CommandIo): Promise<numb
     const failed = (now.supervisor.reloadFailures ?? 0) > (before.supervisor.reloadFailures ?? 0);
     if (failed) {
       const why = now.supervisor.lastReload?.error ?? "a replacement worker could not start";
-      io.err(`reload failed after ${((Date.now() - started) / 1000).toFixed(1)} s: ${why}\nThe workers not yet replaced keep serving with the previous configuration; fix the cause and reload again.\n`);
+      io.err(
+        `reload failed after ${((Date.now() - started) / 1000).toFixed(1)} s: ${why}\nThe workers not yet replaced keep serving with the previous configuration; fix the cause and reload again.\n`,
+      );
       return 1;
     }
     if (now.supervisor.reloads > before.supervisor.reloads) {

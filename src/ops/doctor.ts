@@ -109,32 +109,59 @@ export function evaluate(f: Facts, opts: DoctorOptions): Check[] {
     "service-settings",
     f.settingProblems.length === 0,
     f.settingProblems.length === 0 ? `${f.settings.length} declared, all valid` : "invalid",
-    f.settingProblems.length === 0 ? "every setting the enabled services declare is present or has a default, and is valid" : `the server would refuse to start: ${f.settingProblems.join("; ")}`,
+    f.settingProblems.length === 0
+      ? "every setting the enabled services declare is present or has a default, and is valid"
+      : `the server would refuse to start: ${f.settingProblems.join("; ")}`,
     { other: ["set the service settings named above (environment or QDP_CONFIG file)"] },
   );
 
   const migrateOk = kernelAtLeast(f.kernel, 5, 14);
-  add("kernel", migrateOk, f.kernel, migrateOk ? "Linux >= 5.14: net.ipv4.tcp_migrate_req is available" : "Linux < 5.14 has no net.ipv4.tcp_migrate_req: each rolling reload may reset connections queued on the closing listener; upgrade the kernel", {
-    other: ["upgrade to Linux >= 5.14"],
-  });
+  add(
+    "kernel",
+    migrateOk,
+    f.kernel,
+    migrateOk
+      ? "Linux >= 5.14: net.ipv4.tcp_migrate_req is available"
+      : "Linux < 5.14 has no net.ipv4.tcp_migrate_req: each rolling reload may reset connections queued on the closing listener; upgrade the kernel",
+    {
+      other: ["upgrade to Linux >= 5.14"],
+    },
+  );
 
   const somax = num(f.sysctl["net.core.somaxconn"]);
-  add("net.core.somaxconn", somax !== null && somax >= c.backlog, String(somax ?? "unreadable"),
+  add(
+    "net.core.somaxconn",
+    somax !== null && somax >= c.backlog,
+    String(somax ?? "unreadable"),
     `caps every listen backlog; qdp-server asks for QDP_BACKLOG=${c.backlog} (Bun alone uses 512). Below it, bursts of new connections overflow the accept queue and clients stall 1-3 s on SYN retries`,
-    { sysctl: [`net.core.somaxconn=${Math.max(c.backlog, 4096)}`] });
+    { sysctl: [`net.core.somaxconn=${Math.max(c.backlog, 4096)}`] },
+  );
 
   const syn = num(f.sysctl["net.ipv4.tcp_max_syn_backlog"]);
-  add("net.ipv4.tcp_max_syn_backlog", syn !== null && syn >= c.backlog, String(syn ?? "unreadable"),
+  add(
+    "net.ipv4.tcp_max_syn_backlog",
+    syn !== null && syn >= c.backlog,
+    String(syn ?? "unreadable"),
     `queue of half-open connections (SYN received); keep it >= QDP_BACKLOG=${c.backlog} so a connection burst is not answered with SYN cookies or drops`,
-    { sysctl: [`net.ipv4.tcp_max_syn_backlog=${Math.max(c.backlog, 4096)}`] });
+    { sysctl: [`net.ipv4.tcp_max_syn_backlog=${Math.max(c.backlog, 4096)}`] },
+  );
 
   const migrate = num(f.sysctl["net.ipv4.tcp_migrate_req"]);
-  const self = f.root && c.tuneSysctl ? "the supervisor sets it at start (it runs as root and QDP_TUNE_SYSCTL is not 0), but make it permanent" : c.tuneSysctl ? "the supervisor can set it only as root" : "QDP_TUNE_SYSCTL=0 keeps the supervisor from setting it";
-  add("net.ipv4.tcp_migrate_req", migrate === 1, migrate === null ? "missing" : String(migrate),
+  const self =
+    f.root && c.tuneSysctl
+      ? "the supervisor sets it at start (it runs as root and QDP_TUNE_SYSCTL is not 0), but make it permanent"
+      : c.tuneSysctl
+        ? "the supervisor can set it only as root"
+        : "QDP_TUNE_SYSCTL=0 keeps the supervisor from setting it";
+  add(
+    "net.ipv4.tcp_migrate_req",
+    migrate === 1,
+    migrate === null ? "missing" : String(migrate),
     migrate === 1
       ? "a closing SO_REUSEPORT listener hands its queued connections to the other workers: rolling reloads lose nothing"
       : `must be 1 for loss-free rolling reloads: closing one SO_REUSEPORT listener otherwise resets the connections in its accept queue; ${self}`,
-    migrate === null ? { other: ["needs Linux >= 5.14"] } : { sysctl: ["net.ipv4.tcp_migrate_req=1"] });
+    migrate === null ? { other: ["needs Linux >= 5.14"] } : { sysctl: ["net.ipv4.tcp_migrate_req=1"] },
+  );
 
   // Each slow call holds its client connection and often one upstream/Mongo connection, and the
   // kernel's spread over workers is uneven, so one worker may hold most of them.
@@ -142,14 +169,22 @@ export function evaluate(f: Facts, opts: DoctorOptions): Check[] {
   const recommended = Math.max(65536, 2 ** Math.ceil(Math.log2(wantFds)));
   const nofileFix = {
     limits: [`* soft nofile ${recommended}`, `* hard nofile ${recommended}`],
-    other: [`systemd unit, [Service]: LimitNOFILE=${recommended}`, `shell, before starting: ulimit -n ${recommended}`, `docker run --ulimit nofile=${recommended}:${recommended} (compose: ulimits: nofile: ${recommended})`],
+    other: [
+      `systemd unit, [Service]: LimitNOFILE=${recommended}`,
+      `shell, before starting: ulimit -n ${recommended}`,
+      `docker run --ulimit nofile=${recommended}:${recommended} (compose: ulimits: nofile: ${recommended})`,
+    ],
   };
   if (f.nofile) {
     const live = f.workerNofile.length > 0 ? `; running workers: ${f.workerNofile.map((w) => `#${w.index} ${w.limits.soft}/${w.limits.hard}`).join(", ")}` : "";
     const effective = Math.min(f.nofile.hard, ...f.workerNofile.map((w) => w.limits.soft));
-    add("ulimit -n", effective >= wantFds, `soft ${f.nofile.soft} / hard ${f.nofile.hard}${live}`,
+    add(
+      "ulimit -n",
+      effective >= wantFds,
+      `soft ${f.nofile.soft} / hard ${f.nofile.hard}${live}`,
       `open files per process; Bun raises its soft limit to the hard one at start, so the hard limit is what counts. ${opts.connections} connections (--connections) need >= ${wantFds} per worker: a client socket plus an upstream/Mongo socket per slow call, one worker may get most of them`,
-      nofileFix);
+      nofileFix,
+    );
   } else {
     add("ulimit -n", false, "unreadable", "could not read /proc/self/limits", nofileFix);
   }
@@ -157,55 +192,103 @@ export function evaluate(f: Facts, opts: DoctorOptions): Check[] {
   const range = (f.sysctl["net.ipv4.ip_local_port_range"] ?? "").trim().split(/\s+/).map(Number);
   const [lo, hi] = range.length === 2 && range.every(Number.isFinite) ? (range as [number, number]) : [NaN, NaN];
   const width = hi - lo + 1;
-  add("net.ipv4.ip_local_port_range", width >= opts.connections, Number.isFinite(width) ? `${lo}-${hi} (${width} ports)` : "unreadable",
+  add(
+    "net.ipv4.ip_local_port_range",
+    width >= opts.connections,
+    Number.isFinite(width) ? `${lo}-${hi} (${width} ports)` : "unreadable",
     `ephemeral ports for outgoing connections (upstreams A/B, MongoDB, nginx to workers): one per open connection to the same address plus those in TIME_WAIT; want >= ${opts.connections}`,
-    { sysctl: ['net.ipv4.ip_local_port_range="10240 65000"'] });
+    { sysctl: ['net.ipv4.ip_local_port_range="10240 65000"'] },
+  );
 
-  const listenPorts = [c.port, c.statsPort, ...(c.directPortBase === undefined ? [] : Array.from({ length: c.workers }, (_, i) => c.directPortBase! + i))].filter((p) => p > 0);
+  const listenPorts = [
+    c.port,
+    c.statsPort,
+    ...(c.directPortBase === undefined ? [] : Array.from({ length: c.workers }, (_, i) => c.directPortBase! + i)),
+  ].filter((p) => p > 0);
   const inside = listenPorts.filter((p) => p >= lo && p <= hi);
   if (Number.isFinite(width)) {
-    add("listen ports vs ephemeral range", inside.length === 0, listenPorts.join(","),
-      inside.length === 0 ? "no listen port of qdp-server is in the ephemeral range" : `ports ${inside.join(",")} are inside ${lo}-${hi}: an outgoing connection may take one while a worker restarts and its bind fails`,
-      { sysctl: [`net.ipv4.ip_local_reserved_ports=${inside.join(",")}`] });
+    add(
+      "listen ports vs ephemeral range",
+      inside.length === 0,
+      listenPorts.join(","),
+      inside.length === 0
+        ? "no listen port of qdp-server is in the ephemeral range"
+        : `ports ${inside.join(",")} are inside ${lo}-${hi}: an outgoing connection may take one while a worker restarts and its bind fails`,
+      { sysctl: [`net.ipv4.ip_local_reserved_ports=${inside.join(",")}`] },
+    );
   }
 
   const tw = f.timeWait;
   const twHigh = tw !== null && Number.isFinite(width) && tw > width / 2;
-  add("TIME_WAIT sockets", !twHigh, tw === null ? "unreadable" : String(tw),
-    twHigh ? `over half the ${width} ephemeral ports sit in TIME_WAIT (60 s each): outgoing connects will start failing; use keep-alive to upstreams and net.ipv4.tcp_tw_reuse=1` : "the side that closes first keeps each socket 60 s in TIME_WAIT; keep-alive to upstreams keeps this low",
-    { sysctl: ["net.ipv4.tcp_tw_reuse=1"], other: ["keep-alive to upstreams and from nginx (see docs/tuning.md)"] });
+  add(
+    "TIME_WAIT sockets",
+    !twHigh,
+    tw === null ? "unreadable" : String(tw),
+    twHigh
+      ? `over half the ${width} ephemeral ports sit in TIME_WAIT (60 s each): outgoing connects will start failing; use keep-alive to upstreams and net.ipv4.tcp_tw_reuse=1`
+      : "the side that closes first keeps each socket 60 s in TIME_WAIT; keep-alive to upstreams keeps this low",
+    { sysctl: ["net.ipv4.tcp_tw_reuse=1"], other: ["keep-alive to upstreams and from nginx (see docs/tuning.md)"] },
+  );
 
   const reuse = num(f.sysctl["net.ipv4.tcp_tw_reuse"]);
   const reuseOk = reuse === 1 || (reuse === 2 && !(tw !== null && Number.isFinite(width) && tw > width / 10));
-  add("net.ipv4.tcp_tw_reuse", reuseOk, String(reuse ?? "unreadable"),
+  add(
+    "net.ipv4.tcp_tw_reuse",
+    reuseOk,
+    String(reuse ?? "unreadable"),
     reuse === 1
       ? "outgoing connections may reuse ports in TIME_WAIT (safe with TCP timestamps)"
       : reuse === 2
-        ? reuseOk ? "2 = reuse for loopback only; set 1 when upstreams or MongoDB are remote and TIME_WAIT grows" : `2 = loopback only, and ${tw} sockets are in TIME_WAIT: set 1 so connects to remote upstreams can reuse them`
+        ? reuseOk
+          ? "2 = reuse for loopback only; set 1 when upstreams or MongoDB are remote and TIME_WAIT grows"
+          : `2 = loopback only, and ${tw} sockets are in TIME_WAIT: set 1 so connects to remote upstreams can reuse them`
         : "0 = outgoing connections never reuse a TIME_WAIT port; set 1",
-    { sysctl: ["net.ipv4.tcp_tw_reuse=1"] });
+    { sysctl: ["net.ipv4.tcp_tw_reuse=1"] },
+  );
 
   const fin = num(f.sysctl["net.ipv4.tcp_fin_timeout"]);
-  add("net.ipv4.tcp_fin_timeout", fin !== null && fin <= 60, String(fin ?? "unreadable"),
+  add(
+    "net.ipv4.tcp_fin_timeout",
+    fin !== null && fin <= 60,
+    String(fin ?? "unreadable"),
     "how long an orphaned connection waits in FIN_WAIT_2 for the peer's FIN (not TIME_WAIT, which is always 60 s); <= 60 is fine, 15-30 frees sockets of vanished clients sooner",
-    { sysctl: ["net.ipv4.tcp_fin_timeout=30"] });
+    { sysctl: ["net.ipv4.tcp_fin_timeout=30"] },
+  );
 
   const cpus = f.cpuQuota !== null ? Math.min(f.cpus, Math.max(1, Math.floor(f.cpuQuota))) : f.cpus;
-  add("CPUs vs QDP_WORKERS", c.workers <= cpus, `${cpus} CPU${cpus === 1 ? "" : "s"}${f.cpuQuota !== null ? ` (cgroup quota ${f.cpuQuota.toFixed(1)})` : ""}, QDP_WORKERS=${c.workers}`,
+  add(
+    "CPUs vs QDP_WORKERS",
+    c.workers <= cpus,
+    `${cpus} CPU${cpus === 1 ? "" : "s"}${f.cpuQuota !== null ? ` (cgroup quota ${f.cpuQuota.toFixed(1)})` : ""}, QDP_WORKERS=${c.workers}`,
     c.workers <= cpus
-      ? c.workers < cpus ? `${cpus - c.workers} CPU(s) left for nginx, MongoDB or the kernel's network work` : "one worker per CPU: each worker runs one JavaScript thread"
+      ? c.workers < cpus
+        ? `${cpus - c.workers} CPU(s) left for nginx, MongoDB or the kernel's network work`
+        : "one worker per CPU: each worker runs one JavaScript thread"
       : "more workers than CPUs: they compete for CPU time and latency grows; each worker runs one JavaScript thread",
-    { other: [`QDP_WORKERS=${cpus}`] });
+    { other: [`QDP_WORKERS=${cpus}`] },
+  );
 
   const keys = c.uapKeys !== "" || c.uapKeysFile !== undefined;
   const exposed = !isLoopback(c.host);
-  add("QDP_HOST and keys", !exposed || keys, `QDP_HOST=${c.host}, keys ${keys ? "set" : "none"}${c.insecure ? ", QDP_INSECURE=1" : ""}`,
-    !exposed ? "loopback: only this machine can call" : keys ? "non-loopback with UAP keys: only signed calls run" : c.insecure ? "non-loopback without keys and QDP_INSECURE=1: anyone who reaches the port can call" : "non-loopback without keys: the server refuses to start (set QDP_UAP_KEYS or QDP_UAP_KEYS_FILE)",
-    { other: ["QDP_UAP_KEYS=keyId:secret (or QDP_UAP_KEYS_FILE), see docs/signing.md"] });
+  add(
+    "QDP_HOST and keys",
+    !exposed || keys,
+    `QDP_HOST=${c.host}, keys ${keys ? "set" : "none"}${c.insecure ? ", QDP_INSECURE=1" : ""}`,
+    !exposed
+      ? "loopback: only this machine can call"
+      : keys
+        ? "non-loopback with UAP keys: only signed calls run"
+        : c.insecure
+          ? "non-loopback without keys and QDP_INSECURE=1: anyone who reaches the port can call"
+          : "non-loopback without keys: the server refuses to start (set QDP_UAP_KEYS or QDP_UAP_KEYS_FILE)",
+    { other: ["QDP_UAP_KEYS=keyId:secret (or QDP_UAP_KEYS_FILE), see docs/signing.md"] },
+  );
   if (f.tls !== null) {
     const t = f.tls;
     const days = t.notAfter === null ? null : Math.floor((t.notAfter.getTime() - f.now.getTime()) / 86_400_000);
-    add("TLS certificate", days !== null && days >= CERT_WARN_DAYS,
+    add(
+      "TLS certificate",
+      days !== null && days >= CERT_WARN_DAYS,
       t.notAfter === null ? `${t.path}: unreadable` : `${t.subject}, expires ${t.notAfter.toISOString().slice(0, 10)} (${days} days)`,
       t.notAfter === null
         ? `QDP_TLS_CERT cannot be read as a PEM certificate (${t.error}): workers would refuse to start`
@@ -214,7 +297,8 @@ export function evaluate(f: Facts, opts: DoctorOptions): Check[] {
           : days! < CERT_WARN_DAYS
             ? `expires in ${days} days (< ${CERT_WARN_DAYS}): renew it, replace the files and run a rolling reload (qdp reload) — new workers read them anew`
             : "the public port's certificate is valid for a while",
-      { other: ["renew the certificate, write it to QDP_TLS_CERT / QDP_TLS_KEY, then `npm run reload -- --wait` (or systemctl reload qdp-server)"] });
+      { other: ["renew the certificate, write it to QDP_TLS_CERT / QDP_TLS_KEY, then `npm run reload -- --wait` (or systemctl reload qdp-server)"] },
+    );
   }
   return checks;
 }
@@ -258,7 +342,9 @@ export async function gatherFacts(env: Record<string, string | undefined>, stats
     configProblems = err.problems;
     config = loadConfig({}, availableParallelism());
   }
-  const services = buildRegistry({ demo: config.demoServices }).list().map((s) => s.def);
+  const services = buildRegistry({ demo: config.demoServices })
+    .list()
+    .map((s) => s.def);
   const settings = describeSettings(services, env);
   const settingProblems = loadServiceSettings(services, env).problems;
   const workerNofile: Facts["workerNofile"] = [];
@@ -310,7 +396,10 @@ export function renderDoctor(checks: Check[], opts: DoctorOptions, config: Confi
   const other = [...new Set(warns.flatMap((c) => c.fix.other ?? []))];
   if (sysctls.length > 0) {
     lines.push("", "Apply now (as root):", ...sysctls.map((s) => `  sysctl -w ${s}`));
-    lines.push("Keep across reboots: /etc/sysctl.d/90-qdp-server.conf, then `sysctl --system`:", ...sysctls.map((s) => `  ${s.replace("=", " = ").replaceAll('"', "")}`));
+    lines.push(
+      "Keep across reboots: /etc/sysctl.d/90-qdp-server.conf, then `sysctl --system`:",
+      ...sysctls.map((s) => `  ${s.replace("=", " = ").replaceAll('"', "")}`),
+    );
   }
   if (limits.length > 0) lines.push("", "Open files for login sessions: /etc/security/limits.conf (or limits.d/qdp.conf):", ...limits.map((l) => `  ${l}`));
   if (other.length > 0) lines.push("", "Also:", ...other.map((o) => `  ${o}`));
@@ -342,7 +431,8 @@ export async function doctorCommand(argv: string[], io: CommandIo): Promise<numb
     return 0;
   }
   const connections = values.connections === undefined ? 10_000 : Number(values.connections);
-  if (!Number.isInteger(connections) || connections < 1 || connections > 10_000_000) throw new UsageError(`--connections ${JSON.stringify(values.connections)}: expected a whole number from 1 to 10000000`);
+  if (!Number.isInteger(connections) || connections < 1 || connections > 10_000_000)
+    throw new UsageError(`--connections ${JSON.stringify(values.connections)}: expected a whole number from 1 to 10000000`);
   const facts = await gatherFacts(io.env, resolveStatsTarget(values["stats-port"], io.env));
   const opts = { connections };
   const checks = evaluate(facts, opts);

@@ -4,7 +4,9 @@
  */
 
 /** Bucket upper bounds in seconds. */
-export const LATENCY_BUCKETS = [0.000025, 0.00005, 0.000075, 0.0001, 0.00015, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30] as const;
+export const LATENCY_BUCKETS = [
+  0.000025, 0.00005, 0.000075, 0.0001, 0.00015, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30,
+] as const;
 
 export interface HistogramData {
   buckets: number[];

@@ -46,8 +46,18 @@ export function renderMetrics(s: ClusterStats): string {
     ["qdp_executing", "gauge", "Calls running in the worker.", (w) => w.executing ?? 0],
     ["qdp_rss_bytes", "gauge", "Resident memory of the worker.", (w) => w.rssBytes],
     ["qdp_restarts_total", "counter", "Times the worker's index was respawned after dying.", (w) => w.restarts],
-    ["qdp_stuck_kills_total", "counter", "Times the watchdog killed the worker of this index for a blocked event loop (QDP_STUCK_MS).", (w) => w.stuckKills ?? 0],
-    ["qdp_heartbeat_age_seconds", "gauge", "Seconds since the worker's last heartbeat (grows while its event loop is blocked).", (w) => (w.heartbeatAgeMs ?? 0) / 1000],
+    [
+      "qdp_stuck_kills_total",
+      "counter",
+      "Times the watchdog killed the worker of this index for a blocked event loop (QDP_STUCK_MS).",
+      (w) => w.stuckKills ?? 0,
+    ],
+    [
+      "qdp_heartbeat_age_seconds",
+      "gauge",
+      "Seconds since the worker's last heartbeat (grows while its event loop is blocked).",
+      (w) => (w.heartbeatAgeMs ?? 0) / 1000,
+    ],
     ["qdp_event_loop_lag_max_seconds", "gauge", "Largest event-loop lag of the worker in its last heartbeat interval.", (w) => (w.eventLoopLagMs ?? 0) / 1000],
     ["qdp_sessions", "gauge", "User sessions held by the worker.", (w) => w.sessions ?? 0],
     ["qdp_owner_waits_total", "counter", "Calls that waited for their owner to come up.", (w) => w.ownerWaits ?? 0],
@@ -62,14 +72,20 @@ export function renderMetrics(s: ClusterStats): string {
     for (const w of s.workers) out.push(`${name}{worker="${w.index}"} ${get(w)}`);
   }
   meta("qdp_recycles_total", "counter", "Workers of this index replaced by recycling, by reason (max-requests, max-rss).");
-  for (const w of s.workers) for (const [reason, n] of Object.entries(w.recycles ?? {})) out.push(`qdp_recycles_total{worker="${w.index}",reason="${reason}"} ${n}`);
+  for (const w of s.workers)
+    for (const [reason, n] of Object.entries(w.recycles ?? {})) out.push(`qdp_recycles_total{worker="${w.index}",reason="${reason}"} ${n}`);
   meta("qdp_event_loop_lag_seconds", "histogram", "Event-loop lag of the worker, sampled every 100 ms.");
   for (const w of s.workers) if (w.eventLoopLag) histogram(out, "qdp_event_loop_lag_seconds", `worker="${w.index}"`, w.eventLoopLag);
   meta("qdp_errors_total", "counter", "Error responses by code.");
   for (const w of s.workers) for (const [code, n] of Object.entries(w.errors ?? {})) out.push(`qdp_errors_total{worker="${w.index}",code="${code}"} ${n}`);
-  meta("qdp_request_duration_seconds", "histogram", "Time from a call's arrival at the edge to its answer, by function number and outcome code (OK or the error code).");
+  meta(
+    "qdp_request_duration_seconds",
+    "histogram",
+    "Time from a call's arrival at the edge to its answer, by function number and outcome code (OK or the error code).",
+  );
   for (const w of s.workers) {
-    for (const d of w.durations ?? []) histogram(out, "qdp_request_duration_seconds", `worker="${w.index}",func="${label(d.func)}",code="${label(d.code)}"`, d.latency);
+    for (const d of w.durations ?? [])
+      histogram(out, "qdp_request_duration_seconds", `worker="${w.index}",func="${label(d.func)}",code="${label(d.code)}"`, d.latency);
   }
   meta("qdp_hop_latency_seconds", "histogram", "Round-trip time of hopped calls, seen from the edge.");
   for (const w of s.workers) if (w.hopLatency) histogram(out, "qdp_hop_latency_seconds", `worker="${w.index}"`, w.hopLatency);
@@ -105,11 +121,13 @@ export function renderMetrics(s: ClusterStats): string {
   }
   meta("qdp_upstream_latency_seconds", "histogram", "Latency of upstream HTTP calls made by services.");
   for (const w of s.workers) {
-    for (const [name, u] of Object.entries(w.upstream ?? {})) histogram(out, "qdp_upstream_latency_seconds", `worker="${w.index}",upstream="${name.replace(/["\\\n]/g, "_")}"`, u.latency);
+    for (const [name, u] of Object.entries(w.upstream ?? {}))
+      histogram(out, "qdp_upstream_latency_seconds", `worker="${w.index}",upstream="${name.replace(/["\\\n]/g, "_")}"`, u.latency);
   }
   meta("qdp_upstream_errors_total", "counter", "Upstream calls that failed or timed out.");
   for (const w of s.workers) {
-    for (const [name, u] of Object.entries(w.upstream ?? {})) out.push(`qdp_upstream_errors_total{worker="${w.index}",upstream="${name.replace(/["\\\n]/g, "_")}"} ${u.errors + u.timeouts}`);
+    for (const [name, u] of Object.entries(w.upstream ?? {}))
+      out.push(`qdp_upstream_errors_total{worker="${w.index}",upstream="${name.replace(/["\\\n]/g, "_")}"} ${u.errors + u.timeouts}`);
   }
   return out.join("\n") + "\n";
 }

@@ -47,7 +47,8 @@ export interface MultiHostConfOptions {
 /** Parses `HOST:PORT,HOST:PORT,...` (IPv6 as `[addr]:port`); throws an Error naming the bad item. */
 export function parseHosts(text: string): HostPort[] {
   const items = text.split(",").map((s) => s.trim());
-  if (items.length === 0 || items.some((s) => s === "")) throw new Error(`--hosts ${JSON.stringify(text)}: expected HOST:PORT,HOST:PORT,... with no empty item`);
+  if (items.length === 0 || items.some((s) => s === ""))
+    throw new Error(`--hosts ${JSON.stringify(text)}: expected HOST:PORT,HOST:PORT,... with no empty item`);
   const hosts: HostPort[] = [];
   const seen = new Set<string>();
   for (const item of items) {

@@ -35,9 +35,7 @@ export interface SignCommandIo {
   env?: Record<string, string | undefined>;
 }
 
-const VALUE_OPTIONS = new Set([
-  "key-id", "secret", "target", "method", "user", "body", "body-file", "timestamp", "nonce", "curl",
-]);
+const VALUE_OPTIONS = new Set(["key-id", "secret", "target", "method", "user", "body", "body-file", "timestamp", "nonce", "curl"]);
 
 class UsageError extends Error {}
 
@@ -91,7 +89,11 @@ export function signCommand(argv: string[], io: SignCommandIo = {}): number {
 
     const base = opts.get("curl");
     if (base === undefined) {
-      out(Object.entries(headers).map(([k, v]) => `${k}: ${v}\n`).join(""));
+      out(
+        Object.entries(headers)
+          .map(([k, v]) => `${k}: ${v}\n`)
+          .join(""),
+      );
     } else {
       out(`${curlCommand(base, method, target, headers, hasBody, body, bodyFile)}\n`);
     }

@@ -38,7 +38,10 @@ export function humanDuration(sec: number): string {
 function table(head: string[], rows: string[][], rightAligned: Set<number>): string {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) =>
-    cells.map((c, i) => (rightAligned.has(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join("  ").trimEnd();
+    cells
+      .map((c, i) => (rightAligned.has(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+      .join("  ")
+      .trimEnd();
   return [line(head), ...rows.map(line)].join("\n");
 }
 
@@ -104,7 +107,11 @@ export function renderStatus(later: StatsDoc, earlier: StatsDoc | null, seconds:
   const recycles = sup.recycles;
   const supLine =
     `supervisor pid ${sup.pid}  up ${humanDuration(sup.uptimeSec)}  reloads ${sup.reloads}` +
-    (recycles ? `  recycled ${Object.entries(recycles).map(([k, v]) => `${k} ${v}`).join(", ")}` : "") +
+    (recycles
+      ? `  recycled ${Object.entries(recycles)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(", ")}`
+      : "") +
     (typeof sup.recycleBackoffMs === "number" && sup.recycleBackoffMs > 0 ? ` (next in ${(sup.recycleBackoffMs / 1000).toFixed(1)} s)` : "") +
     (typeof sup.stuckKills === "number" ? `  stuck killed ${sup.stuckKills}` : "") +
     (sup.port !== undefined ? `  port ${sup.port}` : "") +
@@ -120,7 +127,9 @@ function sessionStoreLine(doc: StatsDoc): string {
   const sum = (k: "loads" | "checks" | "stores" | "conflicts" | "errors") => all.reduce((a, x) => a + x[k], 0);
   const latency: HistogramData = { buckets: [], count: 0, sum: 0 };
   for (const x of all) {
-    x.latency.buckets.forEach((n, i) => (latency.buckets[i] = (latency.buckets[i] ?? 0) + n));
+    x.latency.buckets.forEach((n, i) => {
+      latency.buckets[i] = (latency.buckets[i] ?? 0) + n;
+    });
     latency.count += x.latency.count;
     latency.sum += x.latency.sum;
   }
@@ -138,7 +147,9 @@ function replayStoreLine(doc: StatsDoc): string {
   const sum = (k: "claims" | "replays" | "errors") => all.reduce((a, x) => a + x[k], 0);
   const latency: HistogramData = { buckets: [], count: 0, sum: 0 };
   for (const x of all) {
-    x.latency.buckets.forEach((n, i) => (latency.buckets[i] = (latency.buckets[i] ?? 0) + n));
+    x.latency.buckets.forEach((n, i) => {
+      latency.buckets[i] = (latency.buckets[i] ?? 0) + n;
+    });
     latency.count += x.latency.count;
     latency.sum += x.latency.sum;
   }

@@ -96,7 +96,9 @@ function functionRows(now: W[], before: W[], seconds: number): string[][] {
     if (d.count === 0) continue;
     let f = byFunc.get(func);
     if (f === undefined) byFunc.set(func, (f = { all: { buckets: [], count: 0, sum: 0 }, errors: new Map() }));
-    d.buckets.forEach((n, i) => (f.all.buckets[i] = (f.all.buckets[i] ?? 0) + n));
+    d.buckets.forEach((n, i) => {
+      f.all.buckets[i] = (f.all.buckets[i] ?? 0) + n;
+    });
     f.all.count += d.count;
     f.all.sum += d.sum;
     if (code !== "OK") f.errors.set(code, (f.errors.get(code) ?? 0) + d.count);
@@ -122,7 +124,11 @@ function functionRows(now: W[], before: W[], seconds: number): string[][] {
 export async function topCommand(argv: string[], io: CommandIo): Promise<number> {
   let values;
   try {
-    values = parseArgs({ args: argv, options: { interval: { type: "string" }, count: { type: "string" }, "stats-port": { type: "string" } }, strict: true }).values;
+    values = parseArgs({
+      args: argv,
+      options: { interval: { type: "string" }, count: { type: "string" }, "stats-port": { type: "string" } },
+      strict: true,
+    }).values;
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
@@ -130,7 +136,8 @@ export async function topCommand(argv: string[], io: CommandIo): Promise<number>
   const interval = values.interval === undefined ? 2 : Number(values.interval);
   if (!(interval >= 0.1) || interval > 3600) throw new UsageError(`--interval ${JSON.stringify(values.interval)}: expected seconds from 0.1 to 3600`);
   const count = values.count === undefined ? Infinity : Number(values.count);
-  if (!(count >= 1) || !Number.isInteger(count === Infinity ? 1 : count)) throw new UsageError(`--count ${JSON.stringify(values.count)}: expected a whole number of frames`);
+  if (!(count >= 1) || !Number.isInteger(count === Infinity ? 1 : count))
+    throw new UsageError(`--count ${JSON.stringify(values.count)}: expected a whole number of frames`);
   const live = io.tty === true && values.count === undefined;
   let before = await fetchStats(target);
   let t0 = performance.now();

@@ -70,7 +70,11 @@ export class Registry {
     for (const { def } of this.byNo.values()) {
       if (def.funcNo < range.from || def.funcNo > range.to) continue;
       const owner = this.ranges.find((r) => def.funcNo >= r.from && def.funcNo <= r.to);
-      throw new Error(owner ? `${range.label} overlaps ${owner.label} at ${def.funcNo}` : `${range.label} forwards ${def.funcNo}, which is also the local service ${def.name}`);
+      throw new Error(
+        owner
+          ? `${range.label} overlaps ${owner.label} at ${def.funcNo}`
+          : `${range.label} forwards ${def.funcNo}, which is also the local service ${def.name}`,
+      );
     }
     const otherNo = this.byName.get(range.name);
     if (otherNo !== undefined) throw new Error(`${range.label} has the name of the service at function ${otherNo} (${range.name})`);

@@ -121,13 +121,24 @@ function convert(schema: TSchema, raw: string): unknown {
 }
 
 /** The declared settings as `qdp doctor` and the docs show them; secrets only as set / not set. */
-export function describeSettings(services: readonly Declarer[], source: Readonly<Record<string, string | undefined>>): Array<{ service: string; env: string; value: string; description: string }> {
+export function describeSettings(
+  services: readonly Declarer[],
+  source: Readonly<Record<string, string | undefined>>,
+): Array<{ service: string; env: string; value: string; description: string }> {
   const rows: Array<{ service: string; env: string; value: string; description: string }> = [];
   for (const s of services) {
     for (const spec of Object.values(s.settings ?? {})) {
       const raw = source[spec.env]?.trim();
       const has = raw !== undefined && raw !== "";
-      const value = spec.secret ? (has ? "set (secret)" : "not set") : has ? raw : spec.default !== undefined ? `${JSON.stringify(spec.default)} (default)` : "not set";
+      const value = spec.secret
+        ? has
+          ? "set (secret)"
+          : "not set"
+        : has
+          ? raw
+          : spec.default !== undefined
+            ? `${JSON.stringify(spec.default)} (default)`
+            : "not set";
       rows.push({ service: s.name, env: spec.env, value, description: spec.description });
     }
   }

@@ -11,7 +11,6 @@ import type { SettingSpecs, SettingsOf } from "./settings.ts";
 import type { ErrorCode } from "../core/errors.ts";
 import type { RecordStore } from "../stores/record-store.ts";
 
-
 export interface UpstreamRequest {
   /** Query parameters appended to the URL. */
   query?: Record<string, string>;

@@ -125,7 +125,10 @@ export async function createMongoStore(opts: MongoStoreOptions): Promise<RecordS
       const we = (err as { writeErrors?: { index: number } | Array<{ index: number }> }).writeErrors;
       const list = Array.isArray(we) ? we : we ? [we] : null;
       const failed = new Set<number>(list ? list.map((e) => e.index) : pending.map((_, i) => i));
-      pending.forEach((p, i) => (failed.has(i) ? p.reject(err) : p.resolve()));
+      pending.forEach((p, i) => {
+        if (failed.has(i)) p.reject(err);
+        else p.resolve();
+      });
     }
   };
 

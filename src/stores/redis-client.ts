@@ -81,7 +81,8 @@ export function parseRedisUrl(url: string): Endpoint {
   const u = new URL(url);
   if (u.protocol !== "redis:") throw new Error(`expected a redis:// URL, got ${u.protocol}`);
   const preamble: string[][] = [];
-  if (u.password) preamble.push(u.username ? ["AUTH", decodeURIComponent(u.username), decodeURIComponent(u.password)] : ["AUTH", decodeURIComponent(u.password)]);
+  if (u.password)
+    preamble.push(u.username ? ["AUTH", decodeURIComponent(u.username), decodeURIComponent(u.password)] : ["AUTH", decodeURIComponent(u.password)]);
   const db = u.pathname.replace(/^\//, "");
   if (db !== "" && db !== "0") preamble.push(["SELECT", db]);
   return { hostname: u.hostname.replace(/^\[|\]$/g, "") || "127.0.0.1", port: Number(u.port || 6379), preamble };
@@ -260,14 +261,17 @@ export function createRedisClient(opts: RedisClientOptions): RedisClient {
 
   // One timer checks the oldest command of the connection: FIFO order means it is the one
   // whose deadline comes first.
-  const watchdog = setInterval(() => {
-    const c = conn;
-    if (c === null || c.waiting === 0) return;
-    if (c.fifo[c.head]!.deadline <= Date.now()) {
-      timeouts += c.waiting;
-      c.fail(`did not answer within ${timeoutMs} ms`);
-    }
-  }, Math.max(5, Math.min(100, Math.floor(timeoutMs / 4))));
+  const watchdog = setInterval(
+    () => {
+      const c = conn;
+      if (c === null || c.waiting === 0) return;
+      if (c.fifo[c.head]!.deadline <= Date.now()) {
+        timeouts += c.waiting;
+        c.fail(`did not answer within ${timeoutMs} ms`);
+      }
+    },
+    Math.max(5, Math.min(100, Math.floor(timeoutMs / 4))),
+  );
   watchdog.unref?.();
 
   function send(args: ReadonlyArray<string | number>): Promise<RespValue> {

@@ -65,9 +65,7 @@ export function createSqliteStore(opts: SqliteStoreOptions): RecordStore {
     "INSERT INTO records (collection, id, user, created, doc) VALUES (?, ?, ?, ?, ?)",
   );
   const getStmt = db.prepare<Row, [string, string]>("SELECT id, doc FROM records WHERE collection = ? AND id = ?");
-  const findStmt = db.prepare<Row, [string, number]>(
-    "SELECT id, doc FROM records WHERE collection = ? ORDER BY created DESC, rowid DESC LIMIT ?",
-  );
+  const findStmt = db.prepare<Row, [string, number]>("SELECT id, doc FROM records WHERE collection = ? ORDER BY created DESC, rowid DESC LIMIT ?");
   const findByUserStmt = db.prepare<Row, [string, string, number]>(
     "SELECT id, doc FROM records WHERE collection = ? AND user = ? ORDER BY created DESC, rowid DESC LIMIT ?",
   );
@@ -128,8 +126,7 @@ export function createSqliteStore(opts: SqliteStoreOptions): RecordStore {
       open();
       const limit = normalizeLimit(query.limit);
       if (limit === 0) return [];
-      const rows =
-        query.user === undefined ? findStmt.all(collection, limit) : findByUserStmt.all(collection, query.user, limit);
+      const rows = query.user === undefined ? findStmt.all(collection, limit) : findByUserStmt.all(collection, query.user, limit);
       return rows.map(toRecord);
     },
 

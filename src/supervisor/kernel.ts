@@ -33,8 +33,11 @@ export function ensureMigrateReq(tune: boolean, log: Logger): void {
     writeFileSync(MIGRATE, "1");
     log.info("set net.ipv4.tcp_migrate_req=1 so a rolling reload hands queued connections to the other workers");
   } catch (err) {
-    log.warn("could not set net.ipv4.tcp_migrate_req=1 (needs root); a rolling reload may reset a few queued connections. Run: sysctl -w net.ipv4.tcp_migrate_req=1", {
-      err: (err as Error).message,
-    });
+    log.warn(
+      "could not set net.ipv4.tcp_migrate_req=1 (needs root); a rolling reload may reset a few queued connections. Run: sysctl -w net.ipv4.tcp_migrate_req=1",
+      {
+        err: (err as Error).message,
+      },
+    );
   }
 }

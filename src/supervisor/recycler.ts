@@ -63,7 +63,15 @@ export function createRecycler<P extends { pid: number }>(o: {
       const reason = recycleReason(limits, limit, beat);
       if (!reason) return;
       const now = Date.now();
-      const facts = { index: slot.index, pid: proc.pid, reason, handled: beat.handled, requestLimit: limit, rssBytes: beat.rssBytes, maxRssBytes: limits.maxRssBytes };
+      const facts = {
+        index: slot.index,
+        pid: proc.pid,
+        reason,
+        handled: beat.handled,
+        requestLimit: limit,
+        rssBytes: beat.rssBytes,
+        maxRssBytes: limits.maxRssBytes,
+      };
       if (now < notBefore) {
         if (!dueLogged.has(proc)) log.info("worker due for recycling; waiting for the back-off", { ...facts, waitMs: notBefore - now });
         dueLogged.add(proc);
@@ -86,12 +94,15 @@ export function createRecycler<P extends { pid: number }>(o: {
           const delay = recycleDelayMs(streak);
           notBefore = Date.now() + delay;
           if (delay > 0) {
-            log.warn("workers reach their recycling limit soon after they start; the next recycle waits (raise QDP_MAX_REQUESTS or QDP_MAX_RSS if this repeats)", {
-              reason,
-              livedMs: lived,
-              waitMs: delay,
-              streak,
-            });
+            log.warn(
+              "workers reach their recycling limit soon after they start; the next recycle waits (raise QDP_MAX_REQUESTS or QDP_MAX_RSS if this repeats)",
+              {
+                reason,
+                livedMs: lived,
+                waitMs: delay,
+                streak,
+              },
+            );
           }
         })
         .catch((err) => log.error("recycling failed", { err }))

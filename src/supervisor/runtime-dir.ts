@@ -57,12 +57,16 @@ export function prepareRuntimeDir(path: string): RuntimeDir {
         st = lstatSync(path);
       }
     } catch (err) {
-      throw new RuntimeDirError(`${where}: cannot create it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); choose a directory this user can create`);
+      throw new RuntimeDirError(
+        `${where}: cannot create it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); choose a directory this user can create`,
+      );
     }
   }
   const mine = uid();
   if (st.isSymbolicLink()) {
-    throw new RuntimeDirError(`${where}: is a symbolic link; required: a directory owned by uid ${mine} with mode 0700 (point QDP_RUNTIME_DIR at the directory itself)`);
+    throw new RuntimeDirError(
+      `${where}: is a symbolic link; required: a directory owned by uid ${mine} with mode 0700 (point QDP_RUNTIME_DIR at the directory itself)`,
+    );
   }
   if (!st.isDirectory()) {
     throw new RuntimeDirError(`${where}: is not a directory; required: a directory owned by uid ${mine} with mode 0700`);

@@ -31,7 +31,10 @@ export function startStatsServer(o: StatsServerOptions, collect: () => Promise<C
     port: o.port,
     async fetch(req) {
       if (o.token !== undefined && !bearerMatches(req.headers.get("authorization"), o.token)) {
-        return new Response("unauthorized: send Authorization: Bearer <QDP_STATS_TOKEN>\n", { status: 401, headers: { "www-authenticate": 'Bearer realm="qdp-stats"' } });
+        return new Response("unauthorized: send Authorization: Bearer <QDP_STATS_TOKEN>\n", {
+          status: 401,
+          headers: { "www-authenticate": 'Bearer realm="qdp-stats"' },
+        });
       }
       const path = new URL(req.url).pathname;
       if (req.method !== "GET") return new Response("method not allowed\n", { status: 405 });
@@ -44,10 +47,15 @@ export function startStatsServer(o: StatsServerOptions, collect: () => Promise<C
       return new Response("internal error\n", { status: 500 });
     },
   });
-  log.info(o.token === undefined ? "stats server listening (no token: loopback only)" : "stats server listening; requests need Authorization: Bearer <QDP_STATS_TOKEN>", {
-    host: o.host,
-    port: server.port,
-    token: o.token === undefined ? "none" : "required",
-  });
+  log.info(
+    o.token === undefined
+      ? "stats server listening (no token: loopback only)"
+      : "stats server listening; requests need Authorization: Bearer <QDP_STATS_TOKEN>",
+    {
+      host: o.host,
+      port: server.port,
+      token: o.token === undefined ? "none" : "required",
+    },
+  );
   return server;
 }

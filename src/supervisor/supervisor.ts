@@ -56,9 +56,6 @@ interface Slot {
   fatal: string | null;
 }
 
-
-
-
 export interface SupervisorOptions {
   /** The forward file's text as checked at start (QDP_FORWARD_FILE), when there is one. */
   forwardText?: string;
@@ -292,7 +289,11 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
       const next = spawn(slot, true);
       const ok = await waitReady(slot, readyWithinMs);
       if (!ok) {
-        const why = slot.fatal ?? (next.exitCode !== null || next.signalCode !== null ? `it exited (${next.signalCode ?? `code ${next.exitCode}`})` : `not ready within ${readyWithinMs / 1000} s`);
+        const why =
+          slot.fatal ??
+          (next.exitCode !== null || next.signalCode !== null
+            ? `it exited (${next.signalCode ?? `code ${next.exitCode}`})`
+            : `not ready within ${readyWithinMs / 1000} s`);
         next.kill("SIGKILL");
         return why;
       }
@@ -340,7 +341,11 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
       }
       const why = await replaceOne(slot);
       if (why !== null) {
-        log.error("reload failed: the replacement worker could not start; the old worker keeps serving and the remaining indices were not reloaded", { index: slot.index, seq: report.seq, reason: why });
+        log.error("reload failed: the replacement worker could not start; the old worker keeps serving and the remaining indices were not reloaded", {
+          index: slot.index,
+          seq: report.seq,
+          reason: why,
+        });
         finish("failed", `worker ${slot.index}'s replacement could not start: ${why}`);
         return;
       }
@@ -464,7 +469,18 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
           // the watchdog's verdict (QDP_STUCK_MS) instead of showing it ready.
           const state = s.state === "ready" && s.proc ? "unresponsive" : s.state;
           const rssBytes = s.beat?.rssBytes ?? 0;
-          return { index: s.index, pid: s.proc?.pid ?? null, state, requests: base.requests, hopsIn: base.hopsIn, hopsOut: base.hopsOut, inflight: 0, rssBytes, restarts: s.restarts, ...upkeep };
+          return {
+            index: s.index,
+            pid: s.proc?.pid ?? null,
+            state,
+            requests: base.requests,
+            hopsIn: base.hopsIn,
+            hopsOut: base.hopsOut,
+            inflight: 0,
+            rssBytes,
+            restarts: s.restarts,
+            ...upkeep,
+          };
         }
         return {
           ...w,

@@ -25,7 +25,12 @@ export interface WatchedSlot {
  * Looks at every slot each watchdogTickMs(stuckMs) and calls `onStuck` for a ready one whose
  * last beat is older than `stuckMs`. Returns a stop function; `stuckMs` 0 watches nothing.
  */
-export function startWatchdog(o: { stuckMs: number; log: Logger; slots: () => Iterable<WatchedSlot>; onStuck: (slot: WatchedSlot, silentMs: number) => void }): () => void {
+export function startWatchdog(o: {
+  stuckMs: number;
+  log: Logger;
+  slots: () => Iterable<WatchedSlot>;
+  onStuck: (slot: WatchedSlot, silentMs: number) => void;
+}): () => void {
   if (o.stuckMs <= 0) return () => {};
   const tickMs = watchdogTickMs(o.stuckMs);
   let lastTick = Date.now();

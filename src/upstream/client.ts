@@ -61,7 +61,8 @@ function headersFor(hasBody: boolean, who: CallIdentity | undefined, extra: Reco
     for (const name in extra) {
       const value = extra[name]!;
       // Header injection: a value with CR/LF would start a new header (or a new request).
-      if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(name) || /[\r\n\0]/.test(value)) throw new QdpError("INTERNAL", `upstream header ${JSON.stringify(name)} is not a valid header field`);
+      if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(name) || /[\r\n\0]/.test(value))
+        throw new QdpError("INTERNAL", `upstream header ${JSON.stringify(name)} is not a valid header field`);
       h[name.toLowerCase()] = value;
     }
   }

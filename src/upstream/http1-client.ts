@@ -190,7 +190,10 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
     c.reused = true;
     c.exchange = null;
     const w = c.origin.waiters.shift();
-    if (w !== undefined) return w.take(c);
+    if (w !== undefined) {
+      w.take(c);
+      return;
+    }
     c.idleSince = Date.now();
     c.origin.idle.push(c);
   }
@@ -204,8 +207,12 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
     c.exchange = null;
     if (ex !== null) {
       // A close-delimited body ends here, cleanly.
-      if (ex.head !== null && ex.head.body.kind === "close") ex.resolve({ status: ex.head.status, headers: ex.head.headers, body: c.buf === null ? Buffer.alloc(0) : c.buf.subarray(ex.bodyAt) });
-      else ex.reject(new UpstreamHttpError(ex.received === 0 ? "connection closed before any answer" : "connection closed mid-response", { cause: err ?? undefined }));
+      if (ex.head !== null && ex.head.body.kind === "close")
+        ex.resolve({ status: ex.head.status, headers: ex.head.headers, body: c.buf === null ? Buffer.alloc(0) : c.buf.subarray(ex.bodyAt) });
+      else
+        ex.reject(
+          new UpstreamHttpError(ex.received === 0 ? "connection closed before any answer" : "connection closed mid-response", { cause: err ?? undefined }),
+        );
     }
     // A slot freed: a queued request may open a connection of its own.
     const w = c.origin.waiters.shift();

@@ -58,7 +58,10 @@ export function readCallBoard(path: string): BoardReading | null {
   const enteredAt = b.readDoubleLE(8);
   if (enteredAt === 0) return null;
   const len = Math.min(b.readUInt16LE(16), b.length - TEXT_AT);
-  const [name = "", requestId = "", user = ""] = b.subarray(TEXT_AT, TEXT_AT + len).toString("utf8").split("\n");
+  const [name = "", requestId = "", user = ""] = b
+    .subarray(TEXT_AT, TEXT_AT + len)
+    .toString("utf8")
+    .split("\n");
   return { inside: b[0] === 1, funcNo: b.readUInt32LE(4), name, requestId, user: user === "" ? null : user, enteredAt };
 }
 

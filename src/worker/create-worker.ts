@@ -83,6 +83,14 @@ export function createWorker(config: WorkerLimits, id: WorkerIdentity, io: Worke
     log: io.log,
   });
   const router = new Router(id.index, config.workers, executor, hop);
-  const ownerSide = createOwnerSide({ index: id.index, router, executor, registry: io.registry, log: io.log, timeoutMs: config.timeoutMs, onTakenOver: io.onTakenOver });
+  const ownerSide = createOwnerSide({
+    index: id.index,
+    router,
+    executor,
+    registry: io.registry,
+    log: io.log,
+    timeoutMs: config.timeoutMs,
+    onTakenOver: io.onTakenOver,
+  });
   return { executor, hop, router, ownerSide };
 }

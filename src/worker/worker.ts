@@ -126,7 +126,10 @@ const redisStores = createRedisStores({
   onEvent: (event, detail) =>
     event === "up"
       ? log.info("redis connected", { detail, sessions: config.sessionStore, replay: config.replayStore })
-      : log.warn(`redis connection lost; until it is back ${[config.sessionStore === "redis" ? "stateful calls" : "", config.replayStore === "redis" ? "signed calls" : ""].filter(Boolean).join(" and ")} answer 503`, { detail }),
+      : log.warn(
+          `redis connection lost; until it is back ${[config.sessionStore === "redis" ? "stateful calls" : "", config.replayStore === "redis" ? "signed calls" : ""].filter(Boolean).join(" and ")} answer 503`,
+          { detail },
+        ),
 });
 const sessionBackend = redisStores.sessions;
 const sharedReplay = redisStores.replay === null ? null : new SharedReplay(redisStores.replay);
@@ -168,25 +171,33 @@ function fenceFromFiles(why: string): void {
     if (unreadable.includes(`w${index}`)) marks.write(fenceSec);
   }
   if (fenceSec > 0) {
-    log.info("replay fence set: signed calls stamped at or before it are refused (UAP signs them again)", { why, fenceSec, fenceAt: new Date(fenceSec * 1000).toISOString() });
+    log.info("replay fence set: signed calls stamped at or before it are refused (UAP signs them again)", {
+      why,
+      fenceSec,
+      fenceAt: new Date(fenceSec * 1000).toISOString(),
+    });
   }
 }
-const { executor, hop, router, ownerSide } = createWorker(config, { index, gen, secret }, {
-  log,
-  records,
-  registry,
-  settings: serviceSettings.byService,
-  sessions,
-  durable,
-  replay,
-  sharedReplay,
-  // What the supervisor reads if this worker's loop ever stops (call-board.ts).
-  tracker: openCallBoard(callBoardPath(config.runtimeDir, index, gen)),
-  onTakenOver() {
-    if (handoffTimer) clearTimeout(handoffTimer);
-    state = "ready";
+const { executor, hop, router, ownerSide } = createWorker(
+  config,
+  { index, gen, secret },
+  {
+    log,
+    records,
+    registry,
+    settings: serviceSettings.byService,
+    sessions,
+    durable,
+    replay,
+    sharedReplay,
+    // What the supervisor reads if this worker's loop ever stops (call-board.ts).
+    tracker: openCallBoard(callBoardPath(config.runtimeDir, index, gen)),
+    onTakenOver() {
+      if (handoffTimer) clearTimeout(handoffTimer);
+      state = "ready";
+    },
   },
-});
+);
 
 // A replacement runs nothing for its users until the old worker handed their sessions over.
 let handoffTimer: ReturnType<typeof setTimeout> | null = null;

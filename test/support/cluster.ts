@@ -149,7 +149,12 @@ export function alive(pid: number): boolean {
 }
 
 /** POSTs JSON on a fresh connection (so the kernel spreads them over workers). */
-export async function call(url: string, path: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any; headers: Headers }> {
+export async function call(
+  url: string,
+  path: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: any; headers: Headers }> {
   const r = await fetch(url + path, {
     method: "POST",
     headers: { "content-type": "application/json", connection: "close", ...headers },

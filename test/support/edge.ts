@@ -66,23 +66,30 @@ function build(dir: string, o: TestEdgeOptions): TestEdge {
   const log = createLogger("error");
   const registry = buildRegistry({ demo: true, services: o.services, forwardText: o.forward });
   const records = createSqliteStore({ dataDir: dir });
-  const settings = loadServiceSettings(registry.list().map((s) => s.def), { ...o.env });
+  const settings = loadServiceSettings(
+    registry.list().map((s) => s.def),
+    { ...o.env },
+  );
   if (settings.problems.length > 0) throw new Error(`service settings: ${settings.problems.join("; ")}`);
   const secret = "test-cluster-secret";
   // Each in-process worker is built by the same factory as a worker process.
   const cores = Array.from({ length: workers }, (_, index) =>
-    createWorker(config, { index, gen: index + 1, secret }, {
-      log,
-      records,
-      registry,
-      settings: settings.byService,
-      sessions: new SessionStore(config.sessionMax, config.sessionTtlS * 1000),
-      replay: (() => {
-        // The real mark files, in this edge's temporary data directory; no fence (a first start).
-        const marks = createReplayMarks({ dataDir: dir, index });
-        return guardReplay(createReplayCache({ maxEntries: config.nonceMax }), createReplayFence({ persistedSec: 0, persist: (sec) => marks.write(sec) }));
-      })(),
-    }),
+    createWorker(
+      config,
+      { index, gen: index + 1, secret },
+      {
+        log,
+        records,
+        registry,
+        settings: settings.byService,
+        sessions: new SessionStore(config.sessionMax, config.sessionTtlS * 1000),
+        replay: (() => {
+          // The real mark files, in this edge's temporary data directory; no fence (a first start).
+          const marks = createReplayMarks({ dataDir: dir, index });
+          return guardReplay(createReplayCache({ maxEntries: config.nonceMax }), createReplayFence({ persistedSec: 0, persist: (sec) => marks.write(sec) }));
+        })(),
+      },
+    ),
   );
   const executors = cores.map((c) => c.executor);
   const hop = cores[0]!.hop;

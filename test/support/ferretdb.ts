@@ -119,10 +119,7 @@ export function mongoTestUrl(): Promise<string | null> {
     if (fromEnv) return fromEnv;
     if (!findGo()) {
       if (process.env.CI) {
-        throw new Error(
-          "MongoDB tests cannot run: set QDP_TEST_MONGO_URL or install Go (to build FerretDB). " +
-            "They are not skipped under CI.",
-        );
+        throw new Error("MongoDB tests cannot run: set QDP_TEST_MONGO_URL or install Go (to build FerretDB). " + "They are not skipped under CI.");
       }
       return null;
     }
@@ -135,8 +132,7 @@ export function mongoTestUrl(): Promise<string | null> {
 }
 
 /** The message a MongoDB test file prints when it skips. */
-export const MONGO_SKIP_MESSAGE =
-  "[skip] MongoDB tests: neither QDP_TEST_MONGO_URL nor Go (to build FerretDB) is available";
+export const MONGO_SKIP_MESSAGE = "[skip] MongoDB tests: neither QDP_TEST_MONGO_URL nor Go (to build FerretDB) is available";
 
 /** `url` with its path replaced by `/<database>`, query kept: tests get a database of their own. */
 export function mongoUrlWithDatabase(url: string, database: string): string {

@@ -62,10 +62,23 @@ ${text}
       return "";
     }
   };
-  const proc: Subprocess = Bun.spawn([path, "-p", dir, "-c", join(dir, "nginx.conf"), "-e", join(dir, "error.log"), "-g", `daemon off; pid ${dir}/nginx.pid; error_log ${dir}/error.log notice;`], {
-    stdout: "ignore",
-    stderr: "pipe",
-  });
+  const proc: Subprocess = Bun.spawn(
+    [
+      path,
+      "-p",
+      dir,
+      "-c",
+      join(dir, "nginx.conf"),
+      "-e",
+      join(dir, "error.log"),
+      "-g",
+      `daemon off; pid ${dir}/nginx.pid; error_log ${dir}/error.log notice;`,
+    ],
+    {
+      stdout: "ignore",
+      stderr: "pipe",
+    },
+  );
   const until = Date.now() + 10_000;
   for (;;) {
     try {

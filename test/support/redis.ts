@@ -45,7 +45,27 @@ export async function startRedis(path: string): Promise<TestRedis> {
 
   async function start(): Promise<void> {
     const p = Bun.spawn(
-      [path, "--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "yes", "--appendfsync", "everysec", "--daemonize", "no", "--protected-mode", "yes", "--loglevel", "notice"],
+      [
+        path,
+        "--port",
+        String(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        dir,
+        "--save",
+        "",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "everysec",
+        "--daemonize",
+        "no",
+        "--protected-mode",
+        "yes",
+        "--loglevel",
+        "notice",
+      ],
       { stdin: "ignore", stdout: "pipe", stderr: "pipe" },
     );
     proc = p;

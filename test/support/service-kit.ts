@@ -47,7 +47,9 @@ export function createServiceKit(o: ServiceKitOptions): ServiceKit {
       if (opts.user !== undefined) headers["x-qdp-user"] = opts.user;
       const res = await edge.app.handle(new Request(`http://localhost/api/${funcNo}`, { method: "POST", headers, body: JSON.stringify(data) }));
       const body = (await res.json()) as { ok: boolean; data?: unknown; error?: { code: string; message: string; details?: unknown } };
-      return body.ok ? { ok: true, status: 200, data: body.data, headers: res.headers } : { ok: false, status: res.status, error: body.error!, headers: res.headers };
+      return body.ok
+        ? { ok: true, status: 200, data: body.data, headers: res.headers }
+        : { ok: false, status: res.status, error: body.error!, headers: res.headers };
     },
     session(user) {
       for (const e of edge.executors) {

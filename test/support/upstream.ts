@@ -36,7 +36,10 @@ export function startUpstream(o: UpstreamOptions = {}): Upstream {
       const u = new URL(req.url);
       const delay = o.delays?.[u.pathname] ?? 0;
       if (delay > 0) {
-        const aborted = await Promise.race([Bun.sleep(delay).then(() => false), new Promise<boolean>((r) => req.signal.addEventListener("abort", () => r(true)))]);
+        const aborted = await Promise.race([
+          Bun.sleep(delay).then(() => false),
+          new Promise<boolean>((r) => req.signal.addEventListener("abort", () => r(true))),
+        ]);
         if (aborted) {
           up.aborted++;
           return new Response("gone");

@@ -112,7 +112,8 @@ export function createForwarder(entry: ForwardEntry, downMs = BACKEND_DOWN_MS): 
       // A connection that dropped (a reused one the backend had closed, or a backend dying
       // mid-call) fails this call only; one that could not be opened marks the backend down.
       if (DROPPED.has((err as { code?: string }).code ?? "")) throw new QdpError("UPSTREAM_ERROR", `${who} dropped the connection`, { cause: err });
-      if (b.downUntil <= Date.now()) ctx.log.warn("forward backend down", { forward: entry.name, backend: b.index, url: b.target, err: (err as Error).message, forMs: downMs });
+      if (b.downUntil <= Date.now())
+        ctx.log.warn("forward backend down", { forward: entry.name, backend: b.index, url: b.target, err: (err as Error).message, forMs: downMs });
       b.downUntil = Date.now() + downMs;
       throw new QdpError("UPSTREAM_ERROR", `${who} could not be reached`, { cause: err });
     } finally {

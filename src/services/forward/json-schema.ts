@@ -51,7 +51,10 @@ export function fromJsonSchema(schema: unknown, path = ""): TSchema {
   if (s.enum !== undefined) {
     only(s, path, ["enum"]);
     if (!Array.isArray(s.enum) || s.enum.length === 0) throw new SchemaError(`${path}/enum`, "must be a non-empty array");
-    return t.Union(s.enum.map((v, i) => literal(v, `${path}/enum/${i}`)), notes);
+    return t.Union(
+      s.enum.map((v, i) => literal(v, `${path}/enum/${i}`)),
+      notes,
+    );
   }
   if (s.const !== undefined) {
     only(s, path, ["const"]);
@@ -60,7 +63,10 @@ export function fromJsonSchema(schema: unknown, path = ""): TSchema {
   if (s.anyOf !== undefined) {
     only(s, path, ["anyOf"]);
     if (!Array.isArray(s.anyOf) || s.anyOf.length === 0) throw new SchemaError(`${path}/anyOf`, "must be a non-empty array of schemas");
-    return t.Union(s.anyOf.map((sub, i) => fromJsonSchema(sub, `${path}/anyOf/${i}`)), notes);
+    return t.Union(
+      s.anyOf.map((sub, i) => fromJsonSchema(sub, `${path}/anyOf/${i}`)),
+      notes,
+    );
   }
   if (s.type === undefined) {
     const typed = Object.keys(s).find((k) => TYPED_KEYWORDS.has(k));
@@ -70,7 +76,8 @@ export function fromJsonSchema(schema: unknown, path = ""): TSchema {
   const types = Array.isArray(s.type) ? s.type : [s.type];
   if (types.length === 0) throw new SchemaError(`${path}/type`, "must name at least one type");
   for (const ty of types) {
-    if (typeof ty !== "string" || !(ty in BY_TYPE)) throw new SchemaError(`${path}/type`, `unknown type ${JSON.stringify(ty)} (one of ${Object.keys(BY_TYPE).join(", ")})`);
+    if (typeof ty !== "string" || !(ty in BY_TYPE))
+      throw new SchemaError(`${path}/type`, `unknown type ${JSON.stringify(ty)} (one of ${Object.keys(BY_TYPE).join(", ")})`);
   }
   const used = new Set((types as string[]).flatMap((ty) => BY_TYPE[ty]!));
   for (const k of Object.keys(s)) {
@@ -134,7 +141,8 @@ function object(s: Json, path: string, notes: Json): TSchema {
   for (const r of required as string[]) if (!(r in out)) out[r] = t.Unknown();
   const opts: Json = { ...notes, ...counts(s, path, ["minProperties", "maxProperties"]) };
   if (s.additionalProperties !== undefined) {
-    opts.additionalProperties = typeof s.additionalProperties === "boolean" ? s.additionalProperties : fromJsonSchema(s.additionalProperties, `${path}/additionalProperties`);
+    opts.additionalProperties =
+      typeof s.additionalProperties === "boolean" ? s.additionalProperties : fromJsonSchema(s.additionalProperties, `${path}/additionalProperties`);
   }
   return t.Object(out, opts);
 }
