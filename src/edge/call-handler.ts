@@ -8,12 +8,12 @@ import type { AllowList } from "../core/cidr.ts";
 import type { Config } from "../core/config.ts";
 import { QdpError, toQdpError } from "../core/errors.ts";
 import type { KeyRing } from "../core/keys.ts";
-import { checkUser, userFromHeader } from "../core/ownership.ts";
+import { userFromHeader } from "../core/ownership.ts";
+import { readCall, type CallRoute } from "../core/read-call.ts";
 import { decodeHeaderUtf8, verifyRequest, type VerifiedCall } from "../core/signing.ts";
-import { parseJsonBody } from "../core/json-input.ts";
 import { requestTarget, signatureInputOf, type SignedRequest } from "./signature-input.ts";
 import type { Router } from "../affinity/router.ts";
-import { parseFuncNo, type Registry } from "../services/registry.ts";
+import type { Registry } from "../services/registry.ts";
 import type { Logger } from "../services/types.ts";
 import type { CallDurations } from "../ops/call-durations.ts";
 import type { LogLimiter } from "../ops/log-limiter.ts";
@@ -72,8 +72,7 @@ const WARN_CODES = new Set(["UNAUTHENTICATED", "UPSTREAM_ERROR", "TIMEOUT"]);
 const EMPTY = new Uint8Array(0);
 const SIGNING_HEADER_NAMES = ["x-qdp-key-id", "x-qdp-timestamp", "x-qdp-nonce", "x-qdp-signature"] as const;
 
-/** Where the call came from: the envelope route or /api/<funcNo>. */
-export type CallRoute = { kind: "envelope" } | { kind: "api"; funcNo: string };
+export type { CallRoute };
 
 /**
  * One call as a transport hands it over, body already read: the public HTTP/1.1 transport
@@ -223,33 +222,7 @@ export function createCallHandler(d: CallHandlerDeps) {
       rec.keyId = verified.keyId;
     }
 
-    let data: unknown;
-    let funcNo: number | null;
-    let user = rawUser === null ? null : userFromHeader(rawUser, headerUser);
-    // For /api the body is the input itself: its bytes go through the hop untouched.
-    let inputBytes: Uint8Array | undefined;
-    if (route.kind === "api") {
-      funcNo = parseFuncNo(route.funcNo);
-      if (funcNo === null) throw new QdpError("UNKNOWN_FUNCTION", `no function ${JSON.stringify(route.funcNo)}`);
-      data = body.length === 0 ? null : parseJsonBody(body);
-      if (body.length > 0) inputBytes = body;
-    } else {
-      const env = parseJsonBody(body);
-      if (typeof env !== "object" || env === null || Array.isArray(env)) throw new QdpError("BAD_JSON", "the envelope must be a JSON object");
-      const e = env as { funcNo?: unknown; userId?: unknown; data?: unknown };
-      funcNo = parseFuncNo(e.funcNo);
-      if (funcNo === null) {
-        throw new QdpError("VALIDATION", "funcNo must be a positive integer or a string of digits", {
-          details: [{ path: "/funcNo", message: e.funcNo === undefined ? "required" : "expected an integer" }],
-        });
-      }
-      if (e.userId !== undefined && e.userId !== null) {
-        const envUser = checkUser(e.userId);
-        if (user !== null && user !== envUser) throw new QdpError("USER_MISMATCH", "X-QDP-User and the envelope's userId differ");
-        user = envUser;
-      }
-      data = e.data === undefined ? null : e.data;
-    }
+    const { funcNo, data, user, inputBytes } = readCall(route, body, rawUser === null ? null : userFromHeader(rawUser, headerUser));
     rec.user = user;
     const service = d.registry.require(funcNo);
     rec.funcNo = funcNo;

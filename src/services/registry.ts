@@ -112,13 +112,3 @@ export class Registry {
     });
   }
 }
-
-/** Parses a function number: an integer, or a string of digits. */
-export function parseFuncNo(value: unknown): number | null {
-  if (typeof value === "number") return Number.isSafeInteger(value) && value > 0 ? value : null;
-  if (typeof value === "string" && /^\d{1,15}$/.test(value)) {
-    const n = Number(value);
-    return n > 0 ? n : null;
-  }
-  return null;
-}

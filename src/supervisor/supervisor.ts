@@ -10,6 +10,7 @@ import type { Subprocess } from "bun";
 import type { PeerAddress } from "../affinity/hop-client.ts";
 import { hopSocketPath } from "../affinity/hop-server.ts";
 import { ConfigError, type Config } from "../core/config.ts";
+import { nextCrashStreak, respawnDelayMs } from "../core/respawn.ts";
 import type { RecycleReason } from "../core/recycle.ts";
 import type { Logger } from "../services/types.ts";
 import { callBoardPath, createCallBoard } from "../worker/call-board.ts";
@@ -24,10 +25,6 @@ import { startStatsServer } from "./stats-server.ts";
 import { killStuckWorker, startWatchdog } from "./watchdog.ts";
 
 const WORKER_ENTRY = new URL("../worker/worker.ts", import.meta.url).pathname;
-
-/** A worker that lived less than this before dying counts as a crash loop. */
-const STABLE_AFTER_MS = 10_000;
-const MAX_BACKOFF_MS = 30_000;
 
 type Proc = Subprocess<"ignore", "inherit", "inherit">;
 
@@ -248,9 +245,8 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
     slot.state = "restarting";
     slot.restarts++;
     const lived = Date.now() - slot.startedAt;
-    slot.crashStreak = lived < STABLE_AFTER_MS ? slot.crashStreak + 1 : 1;
-    // First death: respawn at once (ownership waits on it). A crash loop backs off exponentially.
-    const delay = slot.crashStreak <= 1 ? 0 : Math.min(250 * 2 ** (slot.crashStreak - 2), MAX_BACKOFF_MS);
+    slot.crashStreak = nextCrashStreak(slot.crashStreak, lived);
+    const delay = respawnDelayMs(slot.crashStreak);
     const cause = stuckProcs.has(proc) ? "stuck" : "died";
     log.error("worker died; respawning at the same index", { index: slot.index, pid: proc.pid, code, signal, cause, livedMs: lived, delayMs: delay });
     broadcastPeers();
