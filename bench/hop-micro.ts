@@ -12,7 +12,7 @@ import { SessionStore } from "../src/affinity/sessions.ts";
 import { ownerOf } from "../src/core/ownership.ts";
 import { createReplayCache } from "../src/core/replay-cache.ts";
 import { createReplayFence, guardReplay } from "../src/core/replay-fence.ts";
-import { createLogger } from "../src/ops/logger.ts";
+import { createLogger } from "../src/telemetry/logger.ts";
 import { buildRegistry } from "../src/services/index.ts";
 import { createSqliteStore } from "../src/stores/sqlite-store.ts";
 import { createWorker, type WorkerCore } from "../src/worker/create-worker.ts";

@@ -1,16 +1,16 @@
 /**
  * `bun run qdp <command>`: the operator's command line (CONTRACT.md §5). It only dispatches;
- * each command lives in its own module under src/ops/.
+ * each command lives in its own module under src/commands/.
  *
  * Exit status: 0 success, 1 the command failed (no server answers, a WARN from doctor, a wait
  * that timed out), 2 bad usage.
  */
-import { type CommandIo, defaultIo, NoServerError, reloadCommand, stopCommand, UsageError } from "./ops/control.ts";
-import { doctorCommand } from "./ops/doctor.ts";
-import { nginxConfCommand } from "./ops/nginx-conf.ts";
-import { signCommand } from "./ops/sign-command.ts";
-import { statusCommand } from "./ops/status.ts";
-import { topCommand } from "./ops/top.ts";
+import { type CommandIo, defaultIo, NoServerError, reloadCommand, stopCommand, UsageError } from "./commands/control.ts";
+import { doctorCommand } from "./commands/doctor.ts";
+import { nginxConfCommand } from "./commands/nginx-conf.ts";
+import { signCommand } from "./commands/sign-command.ts";
+import { statusCommand } from "./commands/status.ts";
+import { topCommand } from "./commands/top.ts";
 
 export const USAGE = `Usage: qdp <command> [options]
   npm run qdp -- <command> [options]    (works right after npm install, no bun on the PATH needed)

@@ -12,7 +12,7 @@ import { ALL_SERVICES, buildRegistry } from "./services/index.ts";
 import { loadServiceSettings, settingNames } from "./services/settings.ts";
 import { describeKeys, loadKeyRing } from "./core/keys.ts";
 import { createAllowList } from "./core/cidr.ts";
-import { createLogger, flushLogs } from "./ops/logger.ts";
+import { createLogger, flushLogs } from "./telemetry/logger.ts";
 import { acquireClusterLocks, ClusterLockError, probePort, type ClusterLocks } from "./supervisor/cluster-lock.ts";
 import { ensureMigrateReq } from "./supervisor/kernel.ts";
 import {

@@ -4,8 +4,8 @@
  * nothing above it (only leaf types), so no import cycle can run through them.
  */
 import type { RecycleReason } from "./core/recycle.ts";
-import type { DurationSeries } from "./ops/call-durations.ts";
-import type { HistogramData } from "./ops/histogram.ts";
+import type { DurationSeries } from "./telemetry/call-durations.ts";
+import type { HistogramData } from "./telemetry/histogram.ts";
 
 /** Structured logger; every line carries the worker index and, in a call, the request id. */
 export interface Logger {

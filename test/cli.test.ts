@@ -4,9 +4,9 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { loadConfig } from "../src/core/config.ts";
-import { evaluate, type Facts } from "../src/ops/doctor.ts";
-import { renderNginxConf } from "../src/ops/nginx-conf.ts";
-import { parseHosts } from "../src/ops/nginx-multihost.ts";
+import { evaluate, type Facts } from "../src/commands/doctor.ts";
+import { renderNginxConf } from "../src/commands/nginx-conf.ts";
+import { parseHosts } from "../src/commands/nginx-multihost.ts";
 import { alive, BUN, type Cluster, freePort, ROOT, startCluster } from "./support/cluster.ts";
 
 interface Run {

@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadConfig } from "../src/core/config.ts";
-import { evaluate, type Facts } from "../src/ops/doctor.ts";
+import { evaluate, type Facts } from "../src/commands/doctor.ts";
 import { ROOT } from "./support/cluster.ts";
 
 const UNIT = readFileSync(join(ROOT, "deploy/qdp-server.service"), "utf8");

@@ -14,7 +14,7 @@ import { SessionStore, type SessionSnapshot } from "../src/affinity/sessions.ts"
 import { QdpError } from "../src/core/errors.ts";
 import { createReplayCache } from "../src/core/replay-cache.ts";
 import { createReplayFence, guardReplay } from "../src/core/replay-fence.ts";
-import { createLogger } from "../src/ops/logger.ts";
+import { createLogger } from "../src/telemetry/logger.ts";
 import { DEMO_SERVICES } from "../src/services/index.ts";
 import { Registry } from "../src/services/registry.ts";
 import { defineService } from "../src/services/types.ts";

@@ -3,7 +3,7 @@ import { expect, test } from "bun:test";
 import { authFailureOf, verifyRequest } from "../src/core/signing.ts";
 import { parseKeyList } from "../src/core/keys.ts";
 import { QdpError } from "../src/core/errors.ts";
-import { createLogLimiter } from "../src/ops/log-limiter.ts";
+import { createLogLimiter } from "../src/telemetry/log-limiter.ts";
 
 test("the first lines of a window pass, the rest are counted and reported with the next line that passes", () => {
   const l = createLogLimiter(3, 1000);

@@ -3,8 +3,8 @@
  * labels, and the latency histogram it is built from.
  */
 import { describe, expect, test } from "bun:test";
-import { Histogram, LATENCY_BUCKETS, type HistogramData } from "../src/ops/histogram.ts";
-import { renderMetrics } from "../src/ops/metrics.ts";
+import { Histogram, LATENCY_BUCKETS, type HistogramData } from "../src/telemetry/histogram.ts";
+import { renderMetrics } from "../src/telemetry/metrics.ts";
 import type { ClusterStats } from "../src/types.ts";
 
 function histogramOf(values: number[]): HistogramData {

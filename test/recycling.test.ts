@@ -6,7 +6,7 @@
  * and reasons show in /stats, /metrics and `qdp status`.
  */
 import { expect, test } from "bun:test";
-import { renderStatus } from "../src/ops/status.ts";
+import { renderStatus } from "../src/commands/status.ts";
 import { startCluster, type Cluster } from "./support/cluster.ts";
 import { counterLoad, ledgerViolations } from "./support/counter-load.ts";
 

@@ -14,7 +14,7 @@ import { SessionStore } from "../src/affinity/sessions.ts";
 import { QdpError } from "../src/core/errors.ts";
 import { createReplayCache, replayKey } from "../src/core/replay-cache.ts";
 import { createReplayFence, fenceFromMarks, formatMark, guardReplay, parseMark, replayRefusal, type ReplayFence } from "../src/core/replay-fence.ts";
-import { createLogger } from "../src/ops/logger.ts";
+import { createLogger } from "../src/telemetry/logger.ts";
 import { createReplayMarks } from "../src/stores/replay-mark.ts";
 import { createSqliteStore } from "../src/stores/sqlite-store.ts";
 

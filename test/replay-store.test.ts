@@ -16,7 +16,7 @@ import { SharedReplay } from "../src/affinity/shared-replay.ts";
 import { QdpError } from "../src/core/errors.ts";
 import { createReplayCache } from "../src/core/replay-cache.ts";
 import { createReplayFence, guardReplay } from "../src/core/replay-fence.ts";
-import { createLogger } from "../src/ops/logger.ts";
+import { createLogger } from "../src/telemetry/logger.ts";
 import { defineService } from "../src/services/types.ts";
 import { createRedisClient, type RedisClient } from "../src/stores/redis-client.ts";
 import { CLOCK_SKEW_MARGIN_SEC, createRedisReplayStore, nonceKey, nonceTtlSec } from "../src/stores/replay-redis.ts";

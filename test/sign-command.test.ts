@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { parseKeyList } from "../src/core/keys.ts";
 import { verifyRequest } from "../src/core/signing.ts";
 import { signatureInput } from "../src/edge/signature-input.ts";
-import { signCommand } from "../src/ops/sign-command.ts";
+import { signCommand } from "../src/commands/sign-command.ts";
 import fixtures from "./fixtures/signing-vectors.json";
 
 const v = fixtures.vectors[0]!;
@@ -171,14 +171,14 @@ describe("qdp sign", () => {
     expect(r.code).toBe(1);
   });
 
-  test("as a process: bun src/ops/sign-command-main.ts", () => {
-    const ok = Bun.spawnSync([process.execPath, "src/ops/sign-command-main.ts", ...vectorArgs], {
+  test("as a process: bun src/commands/sign-command-main.ts", () => {
+    const ok = Bun.spawnSync([process.execPath, "src/commands/sign-command-main.ts", ...vectorArgs], {
       cwd: join(import.meta.dir, ".."),
       env: { ...process.env, QDP_UAP_KEYS: `${v.keyId}:${secret}`, QDP_UAP_KEYS_FILE: "" },
     });
     expect(ok.exitCode).toBe(0);
     expect(ok.stdout.toString()).toContain(`X-QDP-Signature: ${v.signature}\n`);
-    const bad = Bun.spawnSync([process.execPath, "src/ops/sign-command-main.ts", "--nope"], { cwd: join(import.meta.dir, "..") });
+    const bad = Bun.spawnSync([process.execPath, "src/commands/sign-command-main.ts", "--nope"], { cwd: join(import.meta.dir, "..") });
     expect(bad.exitCode).toBe(2);
     expect(bad.stderr.toString()).toContain("unknown option --nope");
   });

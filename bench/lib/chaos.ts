@@ -29,7 +29,7 @@ export const PHASES: ReadonlyArray<{ id: PhaseId; n: number; title: string }> = 
   { id: "redis-outage", n: 5, title: "Redis stopped for 5 s" },
 ];
 
-const ROOT = new URL("../../", import.meta.url).pathname;
+const ROOT = new URL("../..", import.meta.url).pathname;
 const KEY_ID = "chaos";
 
 export interface ChaosOptions {

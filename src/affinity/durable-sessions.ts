@@ -21,7 +21,7 @@
  *   reply never shows a state that may not have been stored.
  */
 import { QdpError } from "../core/errors.ts";
-import { Histogram } from "../ops/histogram.ts";
+import { Histogram } from "../telemetry/histogram.ts";
 import type { SessionBackend } from "../stores/session-store.ts";
 import type { DurableMeta, Entry, SessionStore } from "./sessions.ts";
 

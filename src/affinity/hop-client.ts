@@ -15,7 +15,7 @@ import type { Socket } from "bun";
 import { DeadlineQueue, type Deadline } from "../core/deadlines.ts";
 import { QdpError } from "../core/errors.ts";
 import { decodeText, FrameReader, FrameType, MAX_FRAME_BYTES, PREAUTH_MAX_FRAME_BYTES, type FrameTypeId } from "../core/frames.ts";
-import { Histogram } from "../ops/histogram.ts";
+import { Histogram } from "../telemetry/histogram.ts";
 import type { Logger } from "../services/types.ts";
 import { Outbox } from "./outbox.ts";
 import { HANDSHAKE_TIMEOUT_MS, isChallenge, newChallenge, prove, verify, type HopTranscript } from "./peer-auth.ts";

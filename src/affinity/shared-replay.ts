@@ -16,7 +16,7 @@
  * SESSION_UNAVAILABLE would tell the caller of a stateless call about a session it does not have.
  */
 import { QdpError } from "../core/errors.ts";
-import { Histogram } from "../ops/histogram.ts";
+import { Histogram } from "../telemetry/histogram.ts";
 import type { ReplayStore } from "../stores/replay-store.ts";
 
 /** Counters of the shared replay store, for /stats and /metrics. */

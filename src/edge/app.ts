@@ -5,7 +5,7 @@
  */
 import { Elysia } from "elysia";
 import { QdpError } from "../core/errors.ts";
-import { BUILD_INFO } from "../ops/build-info.ts";
+import { BUILD_INFO } from "../telemetry/build-info.ts";
 import { createCallHandler, type CallHandlerDeps } from "./call-handler.ts";
 import { buildOpenApi } from "./openapi.ts";
 import { swaggerAsset, swaggerPage } from "./swagger-ui.ts";

@@ -15,9 +15,9 @@ import { requestTarget, signatureInputOf, type SignedRequest } from "./signature
 import type { Router } from "../affinity/router.ts";
 import type { Registry } from "../services/registry.ts";
 import type { Logger } from "../services/types.ts";
-import type { CallDurations } from "../ops/call-durations.ts";
-import type { LogLimiter } from "../ops/log-limiter.ts";
-import type { AccessEntry } from "../ops/logger.ts";
+import type { CallDurations } from "../telemetry/call-durations.ts";
+import type { LogLimiter } from "../telemetry/log-limiter.ts";
+import type { AccessEntry } from "../telemetry/logger.ts";
 import { authFailureOf } from "../core/signing.ts";
 import { errorReply, okReply, requestIdOf, type Reply, type ResponseMeta } from "./responses.ts";
 

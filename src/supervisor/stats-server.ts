@@ -6,7 +6,7 @@
  */
 import type { Server } from "bun";
 import { timingSafeEqual } from "node:crypto";
-import { renderMetrics } from "../ops/metrics.ts";
+import { renderMetrics } from "../telemetry/metrics.ts";
 import type { Logger } from "../services/types.ts";
 import type { ClusterStats } from "../types.ts";
 

@@ -19,8 +19,8 @@ import type { FromWorker, ToWorker } from "../worker/ipc.ts";
 import type { ClusterStats, ReloadReport, WorkerStats, WorkerUpkeep } from "../types.ts";
 import { readForwardFile, SNAPSHOT_ENV, writeSnapshot } from "./forward-table.ts";
 import { createRecycler } from "./recycler.ts";
-import { BUILD_INFO } from "../ops/build-info.ts";
-import { cpuSeconds } from "../ops/process-stats.ts";
+import { BUILD_INFO } from "../telemetry/build-info.ts";
+import { cpuSeconds } from "../telemetry/process-stats.ts";
 import { startStatsServer } from "./stats-server.ts";
 import { killStuckWorker, startWatchdog } from "./watchdog.ts";
 

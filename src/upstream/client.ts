@@ -8,7 +8,7 @@
  */
 import { DeadlineQueue } from "../core/deadlines.ts";
 import { QdpError } from "../core/errors.ts";
-import { Histogram } from "../ops/histogram.ts";
+import { Histogram } from "../telemetry/histogram.ts";
 import type { UpstreamClient, UpstreamRequest } from "../services/types.ts";
 import { createHttpClient } from "./http1-client.ts";
 

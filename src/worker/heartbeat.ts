@@ -5,7 +5,7 @@
  * supervisor checks QDP_MAX_REQUESTS and QDP_MAX_RSS without asking.
  */
 import { heartbeatIntervalMs, LAG_SAMPLE_MS } from "../core/watchdog.ts";
-import { Histogram } from "../ops/histogram.ts";
+import { Histogram } from "../telemetry/histogram.ts";
 
 /** One heartbeat (worker → supervisor). */
 export interface Beat {

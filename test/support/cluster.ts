@@ -6,9 +6,9 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
-import type { StatsDoc } from "../../src/ops/control.ts";
+import type { StatsDoc } from "../../src/commands/control.ts";
 
-export const ROOT = new URL("../../", import.meta.url).pathname;
+export const ROOT = new URL("../..", import.meta.url).pathname;
 export const BUN = process.execPath;
 
 /** A free TCP port on loopback (bound then released). */

@@ -18,7 +18,7 @@ import { createReplayCache } from "../../src/core/replay-cache.ts";
 import { createReplayFence, guardReplay } from "../../src/core/replay-fence.ts";
 import { createEdgeApp } from "../../src/edge/app.ts";
 import type { EdgeCounters } from "../../src/edge/call-handler.ts";
-import { createLogger } from "../../src/ops/logger.ts";
+import { createLogger } from "../../src/telemetry/logger.ts";
 import { buildRegistry } from "../../src/services/index.ts";
 import type { AnyService } from "../../src/services/types.ts";
 import { createReplayMarks } from "../../src/stores/replay-mark.ts";

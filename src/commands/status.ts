@@ -6,7 +6,7 @@
 import { parseArgs } from "node:util";
 import type { ReplayStoreStats, SessionStoreStats } from "../types.ts";
 import { type CommandIo, fetchStats, resolveStatsTarget, type StatsDoc, UsageError } from "./control.ts";
-import { Histogram, type HistogramData } from "./histogram.ts";
+import { Histogram, type HistogramData } from "../telemetry/histogram.ts";
 
 /** 1536 → "1.5 KiB". */
 export function humanBytes(n: number): string {

@@ -7,8 +7,8 @@
  */
 import { parseArgs } from "node:util";
 import { type CommandIo, fetchStats, resolveStatsTarget, type StatsDoc, UsageError } from "./control.ts";
-import type { DurationSeries } from "./call-durations.ts";
-import { Histogram, type HistogramData } from "./histogram.ts";
+import type { DurationSeries } from "../telemetry/call-durations.ts";
+import { Histogram, type HistogramData } from "../telemetry/histogram.ts";
 import { humanBytes, humanDuration } from "./status.ts";
 
 type W = StatsDoc["workers"][number];
