@@ -16,13 +16,14 @@ import type { Logger } from "../services/types.ts";
 import { callBoardPath, createCallBoard } from "../worker/call-board.ts";
 import type { Beat } from "../worker/heartbeat.ts";
 import type { FromWorker, ToWorker } from "../worker/ipc.ts";
-import type { ClusterStats, ReloadReport, WorkerStats, WorkerUpkeep } from "../types.ts";
+import type { ClusterStats, ReloadReport, WorkerStats } from "../types.ts";
 import { readForwardFile, SNAPSHOT_ENV, writeSnapshot } from "./forward-table.ts";
 import { createRecycler } from "./recycler.ts";
 import { BUILD_INFO } from "../telemetry/build-info.ts";
 import { cpuSeconds } from "../telemetry/process-stats.ts";
 import { startStatsServer } from "./stats-server.ts";
 import { killStuckWorker, startWatchdog } from "./watchdog.ts";
+import { workerRow } from "./worker-row.ts";
 
 const WORKER_ENTRY = new URL("../worker/worker.ts", import.meta.url).pathname;
 
@@ -452,42 +453,7 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
       workers: slots.map((s) => {
         const w = answers.get(s.index);
         if (w && s.proc && w.pid === s.proc.pid) s.last = w;
-        const base = { requests: s.carried.requests, hopsIn: s.carried.hopsIn, hopsOut: s.carried.hopsOut };
-        const upkeep: WorkerUpkeep = {
-          recycles: { ...s.recycles },
-          stuckKills: s.stuckKills,
-          handled: s.beat?.handled ?? 0,
-          requestLimit: s.proc ? recycler.limitOf(s.proc) : 0,
-          heartbeatAgeMs: s.lastBeatAt > 0 && s.proc ? Date.now() - s.lastBeatAt : null,
-        };
-        if (!w) {
-          // A ready worker that does not answer its stats is not serving either: say so before
-          // the watchdog's verdict (QDP_STUCK_MS) instead of showing it ready.
-          const state = s.state === "ready" && s.proc ? "unresponsive" : s.state;
-          const rssBytes = s.beat?.rssBytes ?? 0;
-          return {
-            index: s.index,
-            pid: s.proc?.pid ?? null,
-            state,
-            requests: base.requests,
-            hopsIn: base.hopsIn,
-            hopsOut: base.hopsOut,
-            inflight: 0,
-            rssBytes,
-            restarts: s.restarts,
-            ...upkeep,
-          };
-        }
-        return {
-          ...w,
-          ...upkeep,
-          state: s.state === "ready" ? w.state : s.state,
-          requests: base.requests + w.requests,
-          hopsIn: base.hopsIn + w.hopsIn,
-          hopsOut: base.hopsOut + w.hopsOut,
-          restarts: s.restarts,
-          uptimeSec: Math.round((Date.now() - w.startedAt) / 1000),
-        };
+        return workerRow(s, w, s.proc ? recycler.limitOf(s.proc) : 0, Date.now());
       }),
     };
   }
