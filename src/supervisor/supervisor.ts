@@ -16,7 +16,7 @@ import type { Logger } from "../services/types.ts";
 import { callBoardPath, createCallBoard } from "../worker/call-board.ts";
 import type { Beat } from "../worker/heartbeat.ts";
 import type { FromWorker, ToWorker } from "../worker/ipc.ts";
-import type { ClusterStats, ReloadReport, WorkerStats } from "../types.ts";
+import type { ClusterStats, WorkerStats } from "../types.ts";
 import { readForwardFile, SNAPSHOT_ENV, writeSnapshot } from "./forward-table.ts";
 import { createRecycler } from "./recycler.ts";
 import { BUILD_INFO } from "../telemetry/build-info.ts";
@@ -24,6 +24,7 @@ import { cpuSeconds } from "../telemetry/process-stats.ts";
 import { startStatsServer } from "./stats-server.ts";
 import { killStuckWorker, startWatchdog } from "./watchdog.ts";
 import { workerRow } from "./worker-row.ts";
+import { createRollingReload } from "./rolling-reload.ts";
 
 const WORKER_ENTRY = new URL("../worker/worker.ts", import.meta.url).pathname;
 
@@ -66,10 +67,6 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
   // Workers build their forward table from this snapshot, replaced only by an accepted SIGHUP.
   const forwardSnapshot = opts.forwardText === undefined ? undefined : writeSnapshot(config.runtimeDir, opts.forwardText);
   let genCounter = 0;
-  let reloads = 0;
-  let reloadFailures = 0;
-  let reloadSeq = 0;
-  let lastReload: ReloadReport | null = null;
   let stopping = false;
   let reloading: Promise<void> | null = null;
   let reloadAgain = false;
@@ -305,52 +302,28 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
     }
   }
 
-  /** SIGHUP: replace each index in turn; never fewer than N-1 serving. */
-  async function reload(): Promise<void> {
-    const report: ReloadReport = { seq: ++reloadSeq, state: "running", startedAt: Date.now(), finishedAt: null, error: null };
-    lastReload = report;
-    const finish = (state: "done" | "failed", error: string | null = null) => {
-      report.state = state;
-      report.error = error;
-      report.finishedAt = Date.now();
-      if (state === "failed") reloadFailures++;
-    };
-    if (config.forwardFile !== undefined) {
+  // SIGHUP: replace each index in turn, never fewer than N-1 serving (rolling-reload.ts).
+  const rolling = createRollingReload<Slot>({
+    slots,
+    stopping: () => stopping,
+    replaceOne,
+    reloadKeys: (s) => tell(s.proc, { type: "reload-keys" }),
+    log,
+    refresh() {
+      if (config.forwardFile === undefined) return null;
       // A forward file that does not pass changes nothing: no worker is replaced (see forward-table.ts).
       try {
         const { text, functions } = readForwardFile(config.forwardFile, config.demoServices);
         writeSnapshot(config.runtimeDir, text);
         log.info("forward file re-read", { file: config.forwardFile, functions });
+        return null;
       } catch (err) {
         const problems = err instanceof ConfigError ? err.problems : [(err as Error).message];
         log.error("reload refused: QDP_FORWARD_FILE does not pass its checks; the workers keep the previous table", { file: config.forwardFile, problems });
-        finish("failed", `QDP_FORWARD_FILE (${config.forwardFile}) does not pass its checks: ${problems.join("; ")}`);
-        return;
+        return `QDP_FORWARD_FILE (${config.forwardFile}) does not pass its checks: ${problems.join("; ")}`;
       }
-    }
-    log.info("rolling reload started", { seq: report.seq });
-    for (const s of slots) tell(s.proc, { type: "reload-keys" });
-    for (const slot of slots) {
-      if (stopping) return;
-      if (!slot.proc || slot.state !== "ready") {
-        log.warn("skipping a worker that is not ready during reload", { index: slot.index });
-        continue;
-      }
-      const why = await replaceOne(slot);
-      if (why !== null) {
-        log.error("reload failed: the replacement worker could not start; the old worker keeps serving and the remaining indices were not reloaded", {
-          index: slot.index,
-          seq: report.seq,
-          reason: why,
-        });
-        finish("failed", `worker ${slot.index}'s replacement could not start: ${why}`);
-        return;
-      }
-    }
-    reloads++;
-    finish("done");
-    log.info("rolling reload finished", { reloads, seq: report.seq });
-  }
+    },
+  });
 
   const recycler = createRecycler<Proc>({
     limits: { maxRequests: config.maxRequests, maxRequestsJitter: config.maxRequestsJitter, maxRssBytes: config.maxRssBytes },
@@ -391,15 +364,10 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
       reloadAgain = true;
       return;
     }
-    reloading = inLane(reload)
+    reloading = inLane(rolling.run)
       .catch((err) => {
         log.error("reload failed", { err });
-        if (lastReload?.state === "running") {
-          lastReload.state = "failed";
-          lastReload.error = (err as Error).message;
-          lastReload.finishedAt = Date.now();
-          reloadFailures++;
-        }
+        rolling.crashed(err);
       })
       .finally(() => {
         reloading = null;
@@ -431,9 +399,9 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
       supervisor: {
         pid: process.pid,
         uptimeSec: Math.round((Date.now() - started) / 1000),
-        reloads,
-        reloadFailures,
-        lastReload,
+        reloads: rolling.ledger.reloads,
+        reloadFailures: rolling.ledger.failures,
+        lastReload: rolling.ledger.last,
         version: BUILD_INFO.version,
         bun: BUILD_INFO.bun,
         cpuSeconds: cpuSeconds(),
