@@ -10,21 +10,18 @@
  * "Authenticated" means both ways (peer-auth.ts): the listener must prove the cluster secret
  * for the index and generation the supervisor gave for its path before a call is sent there.
  * A listener without that proof (whoever else holds the path) is closed and never sees a call.
+ *
+ * This file keeps the calls — who waits for which index, what is in flight on which connection,
+ * their deadlines and answers; peer-connection.ts keeps a connection (socket, frames, handshake).
  */
-import type { Socket } from "bun";
 import { DeadlineQueue, type Deadline } from "../core/deadlines.ts";
 import { QdpError } from "../core/errors.ts";
-import { decodeText, FrameReader, FrameType, MAX_FRAME_BYTES, PREAUTH_MAX_FRAME_BYTES, type FrameTypeId } from "../core/frames.ts";
+import { FrameType, type FrameTypeId } from "../core/frames.ts";
 import { Histogram } from "../telemetry/histogram.ts";
 import type { Logger } from "../services/types.ts";
-import { Outbox } from "./outbox.ts";
-import { HANDSHAKE_TIMEOUT_MS, isChallenge, newChallenge, prove, verify, type HopTranscript } from "./peer-auth.ts";
+import { PeerConnection, type PeerAddress } from "./peer-connection.ts";
 
-export interface PeerAddress {
-  index: number;
-  gen: number;
-  path: string;
-}
+export type { PeerAddress };
 
 export interface HopResponse {
   type: number;
@@ -44,21 +41,12 @@ interface Job {
   sentAt: number;
 }
 
+/** A connection to a peer and the table of calls in flight on it. */
 interface Conn {
-  gen: number;
-  /** The handshake so far: set once our proof is sent, awaiting the listener's. */
-  transcript: HopTranscript | null;
-  handshakeTimer: ReturnType<typeof setTimeout> | null;
-  socket: Socket<Conn> | null;
-  outbox: Outbox | null;
-  ready: boolean;
-  closed: boolean;
-  /** Stop sending here: it answered MOVED (its users moved to a newer worker). */
-  retired: boolean;
+  peer: PeerConnection;
   nextId: number;
   /** Sent, unanswered calls by id; insertion order is send order, so the oldest come first. */
   pending: Map<number, Job>;
-  reader: FrameReader;
 }
 
 interface Slot {
@@ -105,7 +93,7 @@ export class HopClient {
   /** Whether index `i` currently has an authenticated connection. */
   isUp(i: number): boolean {
     const c = this.slots[i]?.conn;
-    return !!c && c.ready && !c.retired;
+    return !!c && c.peer.ready && !c.peer.retired;
   }
 
   /** Where each index's worker listens (from the supervisor). A newer generation replaces the connection. */
@@ -139,7 +127,7 @@ export class HopClient {
   private dispatch(i: number, job: Job, waitFrom: number): void {
     const slot = this.slots[i]!;
     const c = slot.conn;
-    if (c && c.ready && !c.retired) {
+    if (c && c.peer.ready && !c.peer.retired) {
       this.sendOn(i, c, job);
       return;
     }
@@ -166,7 +154,7 @@ export class HopClient {
       return;
     }
     const id = (c.nextId = (c.nextId + 1) >>> 0 || 1);
-    if (!c.outbox!.send(job.type, id, job.text, job.tail)) {
+    if (!c.peer.send(job.type, id, job.text, job.tail)) {
       job.reject(new QdpError("OVERLOADED", `hop buffer to worker ${i} is full`));
       return;
     }
@@ -210,114 +198,26 @@ export class HopClient {
     const slot = this.slots[i]!;
     const addr = slot.addr;
     if (!addr || this.stopped || slot.conn) return;
-    const self = this;
-    const conn: Conn = {
-      gen: addr.gen,
-      transcript: null,
-      handshakeTimer: null,
-      socket: null,
-      outbox: null,
-      ready: false,
-      closed: false,
-      retired: false,
-      nextId: 0,
-      pending: new Map(),
-      reader: new FrameReader((type, id, payload) => self.onFrame(i, conn, type, id, payload), PREAUTH_MAX_FRAME_BYTES),
-    };
+    const conn: Conn = { peer: null as unknown as PeerConnection, nextId: 0, pending: new Map() };
     slot.conn = conn;
-    Bun.connect<Conn>({
-      unix: addr.path,
-      data: conn,
-      socket: {
-        open(socket) {
-          conn.socket = socket;
-          conn.outbox = new Outbox(socket);
-          if (conn.retired) socket.end();
-          else conn.handshakeTimer = setTimeout(() => self.refuse(i, conn, "handshake not finished in time"), HANDSHAKE_TIMEOUT_MS);
-        },
-        data(_socket, chunk) {
-          if (conn.closed) return;
-          try {
-            conn.reader.feed(chunk);
-          } catch (err) {
-            self.refuse(i, conn, `malformed stream (${String(err)})`);
-          }
-        },
-        drain() {
-          conn.outbox?.onDrain();
-        },
-        close() {
-          self.onClose(i, conn);
-        },
-        error(_socket, err) {
-          self.o.log.debug("hop: connection error", { peer: i, err: String(err) });
-        },
+    conn.peer = new PeerConnection(addr, { index: this.o.self, gen: this.o.selfGen, secret: this.o.secret }, this.o.log, {
+      ready: () => {
+        slot.retryDelay = 25;
+        if (slot.conn === conn) this.flushWaiting(i);
       },
-    }).catch(() => this.onClose(i, conn));
+      frame: (type, id, payload) => this.onAnswer(i, conn, type, id, payload),
+      closed: () => this.onClose(i, conn),
+    });
   }
 
-  /** Drops a connection whose peer broke the protocol or failed to prove the secret; `onClose` redials with back-off. */
-  private refuse(i: number, conn: Conn, why: string): void {
-    if (conn.closed) return;
-    this.o.log.warn(`hop: closing connection to peer: ${why}`, { peer: i, gen: conn.gen });
-    conn.socket?.terminate();
-    this.onClose(i, conn);
-  }
-
-  /**
-   * The handshake, dialer side: answer the listener's challenge with our proof and our own
-   * challenge, then accept the connection only with the listener's proof over both.
-   */
-  private onHello(i: number, conn: Conn, payload: Uint8Array): void {
-    let msg: { challenge?: unknown; ok?: unknown; mac?: unknown } = {};
-    try {
-      msg = JSON.parse(decodeText(payload));
-    } catch {}
-    if (!conn.transcript) {
-      if (!isChallenge(msg.challenge)) {
-        this.refuse(i, conn, "listener sent no valid challenge");
-        return;
-      }
-      conn.transcript = {
-        listenerChallenge: msg.challenge,
-        dialerChallenge: newChallenge(),
-        dialer: { index: this.o.self, gen: this.o.selfGen },
-        listener: { index: i, gen: conn.gen },
-      };
-      const mac = prove(this.o.secret, "dialer", conn.transcript);
-      conn.outbox!.send(FrameType.HELLO, 0, JSON.stringify({ index: this.o.self, gen: this.o.selfGen, challenge: conn.transcript.dialerChallenge, mac }));
-      return;
-    }
-    if (msg.ok !== true || !verify(this.o.secret, "listener", conn.transcript, msg.mac)) {
-      this.refuse(i, conn, "listener failed to prove the cluster secret");
-      return;
-    }
-    conn.ready = true;
-    if (conn.handshakeTimer) clearTimeout(conn.handshakeTimer);
-    conn.handshakeTimer = null;
-    conn.reader.setMaxFrame(MAX_FRAME_BYTES);
-    const slot = this.slots[i]!;
-    slot.retryDelay = 25;
-    if (slot.conn === conn) this.flushWaiting(i);
-  }
-
-  private onFrame(i: number, conn: Conn, type: number, id: number, payload: Uint8Array): void {
-    if (conn.closed) return;
-    if (!conn.ready) {
-      if (type !== FrameType.HELLO) {
-        this.refuse(i, conn, `frame of type ${type} before the handshake finished`);
-        return;
-      }
-      this.onHello(i, conn, payload);
-      return;
-    }
+  private onAnswer(i: number, conn: Conn, type: number, id: number, payload: Uint8Array): void {
     const job = conn.pending.get(id);
     if (!job) return;
     conn.pending.delete(id);
     if (type === FrameType.MOVED) {
       // The call did not run: that worker has handed this index to a newer one. Stop using
       // the connection and let the call wait for the new owner like any call for a down owner.
-      conn.retired = true;
+      conn.peer.retired = true;
       this.hopsOut--;
       this.dispatch(i, job, Date.now());
       maybeClose(conn);
@@ -325,14 +225,11 @@ export class HopClient {
     }
     this.latency.observe((performance.now() - job.sentAt) / 1000);
     job.resolve({ type, payload });
-    if (conn.retired) maybeClose(conn);
+    if (conn.peer.retired) maybeClose(conn);
   }
 
+  /** The connection is gone (PeerConnection says so once). */
   private onClose(i: number, conn: Conn): void {
-    if (conn.closed) return;
-    conn.closed = true;
-    if (conn.handshakeTimer) clearTimeout(conn.handshakeTimer);
-    conn.outbox?.close();
     // Calls already sent may or may not have run: never re-run them elsewhere or twice.
     for (const job of conn.pending.values()) job.reject(unavailable(i, `worker ${i} went away during the call`));
     conn.pending.clear();
@@ -376,11 +273,11 @@ function unavailable(i: number, why: string): QdpError {
 }
 
 function retire(c: Conn): void {
-  c.retired = true;
+  c.peer.retired = true;
   maybeClose(c);
 }
 
 function maybeClose(c: Conn): void {
-  if (c.pending.size === 0 && !c.closed) c.socket?.end();
-  // A connection still dialling closes itself in `open` once it sees it is retired.
+  // A connection still dialling closes itself once it opens and sees it is retired.
+  if (c.pending.size === 0) c.peer.end();
 }
