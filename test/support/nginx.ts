@@ -8,11 +8,11 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
-import { ensureDebianTool } from "./debian.ts";
+import { ensureTool } from "./tools.ts";
 
 /** nginx's path, installing it when missing; null (with the reason) when impossible. */
 export function ensureNginx(): { path: string | null; why: string } {
-  return ensureDebianTool("nginx", "nginx");
+  return ensureTool("nginx", "nginx");
 }
 
 /** The handle of a running nginx (also called `Nginx`). */

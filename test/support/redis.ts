@@ -13,11 +13,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { freePort } from "./cluster.ts";
-import { ensureDebianTool } from "./debian.ts";
+import { ensureTool } from "./tools.ts";
 
 /** redis-server's path, installing it when missing; null (with the reason) when impossible. */
 export function ensureRedis(): { path: string | null; why: string } {
-  return ensureDebianTool("redis-server", "redis-server");
+  return ensureTool("redis-server", "redis-server");
 }
 
 export interface TestRedis {
