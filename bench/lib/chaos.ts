@@ -13,6 +13,7 @@
  * is exact (acknowledged ≤ final ≤ acknowledged + unknown), latency percentiles and the time to
  * recover after each event (from the event to the last failed call it caused).
  */
+import { redisArgs } from "./redis.ts";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -168,29 +169,10 @@ async function startRedis(path: string, dir: string): Promise<{ url: string; sto
   const port = freePort();
   let proc: Subprocess | null = null;
   const start = async () => {
-    const p = Bun.spawn(
-      [
-        path,
-        "--port",
-        String(port),
-        "--bind",
-        "127.0.0.1",
-        "--dir",
-        dir,
-        "--save",
-        "",
-        "--appendonly",
-        "yes",
-        "--appendfsync",
-        "everysec",
-        "--daemonize",
-        "no",
-      ],
-      {
-        stdout: "ignore",
-        stderr: "ignore",
-      },
-    );
+    const p = Bun.spawn([path, ...redisArgs(port, dir)], {
+      stdout: "ignore",
+      stderr: "ignore",
+    });
     started.add(p);
     void p.exited.then(() => started.delete(p));
     proc = p;

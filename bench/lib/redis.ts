@@ -4,6 +4,11 @@ import { freePort } from "./net.ts";
 import { spawnManaged, stopManaged } from "./procs.ts";
 import type { ServerContext } from "./servers.ts";
 
+/** redis-server's flags for a private instance: loopback only, AOF everysec (docs/stores.md), no RDB snapshots. */
+export function redisArgs(port: number, dir: string): string[] {
+  return ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "yes", "--appendfsync", "everysec", "--daemonize", "no"];
+}
+
 /** Starts it, fills `ctx.redisUrl` and `ctx.redisPid`, and returns a note and the stop. */
 export async function startBenchRedis(ctx: ServerContext, scenario: string): Promise<{ notes: string[]; stop: () => Promise<void> }> {
   const port = await freePort();
@@ -12,23 +17,7 @@ export async function startBenchRedis(ctx: ServerContext, scenario: string): Pro
   const m = spawnManaged({
     name: "redis",
     logDir: dir,
-    cmd: [
-      "redis-server",
-      "--port",
-      String(port),
-      "--bind",
-      "127.0.0.1",
-      "--dir",
-      dir,
-      "--save",
-      "",
-      "--appendonly",
-      "yes",
-      "--appendfsync",
-      "everysec",
-      "--daemonize",
-      "no",
-    ],
+    cmd: ["redis-server", ...redisArgs(port, dir)],
   });
   const until = Date.now() + 10_000;
   for (;;) {
