@@ -54,9 +54,17 @@ async function until<T>(what: string, f: () => T | null | undefined | false, tim
   }
 }
 
-function signed(url: string, path: string, body: string, user: string | null, keyId = "k1", secret = SECRET): Promise<Response> {
+function signed(
+  url: string,
+  path: string,
+  body: string,
+  user: string | null,
+  keyId = "k1",
+  secret = SECRET,
+  extra: Record<string, string> = {},
+): Promise<Response> {
   const headers = signRequest({ keyId, secret, method: "POST", url: url + path, user, body });
-  return fetch(url + path, { method: "POST", headers: { ...headers, "content-type": "application/json", connection: "close" }, body });
+  return fetch(url + path, { method: "POST", headers: { ...headers, "content-type": "application/json", connection: "close", ...extra }, body });
 }
 
 describe("a signed cluster with a stats token", () => {
@@ -90,9 +98,9 @@ describe("a signed cluster with a stats token", () => {
     expect(warn[0].unknown).toEqual(["QDP_PROT"]);
   });
 
-  test("every call gets one access line at info: request id, function, user, status, code, ms, edge, owner, address, key id", async () => {
+  test("every call gets one access line at info: request id, function, user, status, code, ms, edge, owner, address, key id, trace id", async () => {
     const user = "access-user-1";
-    const r = await signed(cluster.url, "/api/1000", '{"x":1}', user);
+    const r = await signed(cluster.url, "/api/1000", '{"x":1}', user, "k1", SECRET, { traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01" });
     expect(r.status).toBe(200);
     const id = r.headers.get("x-request-id")!;
     const line = await until("the access line", () => lines(cluster, (l) => l.msg === "call" && l.requestId === id)[0]);
@@ -107,6 +115,7 @@ describe("a signed cluster with a stats token", () => {
       owner: ownerOf(user, 2),
       ip: "127.0.0.1",
       keyId: "k1",
+      traceId: "0af7651916cd43dd8448eb211c80319c",
       route: "api",
     });
     expect(typeof line.ms).toBe("number");

@@ -64,6 +64,8 @@ interface CallRecord {
   ip: string | null;
   /** The worker the call was routed to (its user's owner, or this edge); null if it never got that far. */
   owner: number | null;
+  /** The trace id of the caller's `traceparent`, when it sent a valid one (the trace UAP started). */
+  traceId: string | null;
 }
 
 /** Codes that say something went wrong that an operator should see even without the access log. */
@@ -95,7 +97,16 @@ export function createCallHandler(d: CallHandlerDeps) {
       requestId: requestIdOf(input.header("x-request-id"), d.index),
       close: d.draining(),
     };
-    const rec: CallRecord = { route: route.kind === "api" ? "api" : "qdp", funcNo: null, name: null, user: null, keyId: null, ip: input.clientIp, owner: null };
+    const rec: CallRecord = {
+      route: route.kind === "api" ? "api" : "qdp",
+      funcNo: null,
+      name: null,
+      user: null,
+      keyId: null,
+      ip: input.clientIp,
+      owner: null,
+      traceId: null,
+    };
     const started = performance.now();
     if (counters.inflight >= d.config.maxInflight) {
       counters.requests++;
@@ -136,6 +147,7 @@ export function createCallHandler(d: CallHandlerDeps) {
         owner: rec.owner,
         ip: rec.ip,
         keyId: rec.keyId,
+        traceId: rec.traceId,
         route: rec.route,
       };
       if (access.share < 1) e.sample = access.share;
@@ -236,12 +248,14 @@ export function createCallHandler(d: CallHandlerDeps) {
     // a user at the owner of its nonce. Either way every worker consults the same place.
     if (verified !== null && user === null) await d.router.checkNonce(verified.nonce, verified.timestamp, deadline);
     rec.owner = user === null ? d.index : d.router.ownerOf(user);
+    const traceparent = validTraceparent(input.header("traceparent"));
+    if (traceparent !== undefined) rec.traceId = traceparent.slice(3, 35);
     const result = await d.router.call(
       {
         service,
         user,
         requestId: meta.requestId,
-        traceparent: validTraceparent(input.header("traceparent")),
+        traceparent,
         input: data,
         deadline,
         replay: verified !== null && user !== null ? [verified.nonce, verified.timestamp] : undefined,

@@ -77,6 +77,8 @@ export interface AccessEntry {
   owner: number | null;
   ip: string | null;
   keyId: string | null;
+  /** The trace id UAP sent in `traceparent`, if any. */
+  traceId: string | null;
   route: "api" | "qdp";
   /** The sampling share, when below 1. */
   sample?: number;
@@ -95,7 +97,7 @@ export function createAccessWriter(level: LogLevel, base: { worker: number; pid:
   const head = `","level":"info","msg":"call","worker":${base.worker},"pid":${base.pid},"requestId":`;
   return (e) => {
     emit(
-      `{"t":"${timestamp()}${head}${str(e.requestId)},"func":${e.func},"name":${str(e.name)},"user":${str(e.user)},"status":${e.status},"code":${str(e.code)},"ms":${e.ms},"edge":${e.edge},"owner":${e.owner},"ip":${str(e.ip)},"keyId":${str(e.keyId)},"route":"${e.route}"${e.sample === undefined ? "" : `,"sample":${e.sample}`}}\n`,
+      `{"t":"${timestamp()}${head}${str(e.requestId)},"func":${e.func},"name":${str(e.name)},"user":${str(e.user)},"status":${e.status},"code":${str(e.code)},"ms":${e.ms},"edge":${e.edge},"owner":${e.owner},"ip":${str(e.ip)},"keyId":${str(e.keyId)},"traceId":${str(e.traceId)},"route":"${e.route}"${e.sample === undefined ? "" : `,"sample":${e.sample}`}}\n`,
     );
   };
 }
