@@ -53,7 +53,7 @@ export function startPublicServer(o: PublicServerOptions): Http1Server {
       // A request that cannot be framed or arrives too slowly never reaches a route.
       const code = status === 413 ? "PAYLOAD_TOO_LARGE" : "VALIDATION";
       d.counters.errors[code] = (d.counters.errors[code] ?? 0) + 1;
-      return errorReply(new QdpError(code, `malformed or incomplete HTTP request: ${message}`), meta(null));
+      return errorReply(new QdpError(code, status === 413 ? message : `malformed or incomplete HTTP request: ${message}`), meta(null));
     },
     crashed(err) {
       d.log.error("edge failure", { err });
