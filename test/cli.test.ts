@@ -257,8 +257,10 @@ describe("nginx-conf", () => {
       maxBody: 1024,
       timeoutMs: 30_000,
       keepalive: 8,
+      keepAliveMs: 75_000,
     });
     expect(text).toContain("server [::1]:7000 ");
+    expect(text).toMatch(/^\s+keepalive_timeout 55s;/m);
   });
 
   test("--hosts prints a consistent-hash front over the hosts with passive health and keep-alive", async () => {

@@ -10,7 +10,7 @@ import { availableParallelism } from "node:os";
 import { parseArgs } from "node:util";
 import { ConfigError, loadConfig } from "../core/config.ts";
 import { type CommandIo, UsageError } from "./control.ts";
-import { parseHosts, renderMultiHostConf } from "./nginx-multihost.ts";
+import { parseHosts, renderMultiHostConf, upstreamIdleS } from "./nginx-multihost.ts";
 
 export interface NginxConfOptions {
   /** `listen` of the server block: a port, or address:port. */
@@ -31,6 +31,8 @@ export interface NginxConfOptions {
   timeoutMs: number;
   /** Idle keep-alive connections each nginx worker keeps to the upstream. */
   keepalive: number;
+  /** QDP_KEEPALIVE_MS: nginx closes idle upstream connections before the workers do. */
+  keepAliveMs: number;
 }
 
 /** nginx needs IPv6 literals in brackets; a wildcard bind is reached over loopback. */
@@ -68,7 +70,7 @@ ${servers}
     # opens a new TCP connection and leaves a TIME_WAIT socket behind (docs/tuning.md).
     keepalive ${o.keepalive};
     keepalive_requests 10000;
-    keepalive_timeout 55s;  # below qdp-server's 60 s idle timeout, so nginx closes first
+    keepalive_timeout ${upstreamIdleS(o.keepAliveMs)}s;  # below the workers' QDP_KEEPALIVE_MS (${o.keepAliveMs} ms): nginx closes first
 }
 
 server {
@@ -221,6 +223,7 @@ export async function nginxConfCommand(argv: string[], io: CommandIo): Promise<n
       maxBody: config.maxBody,
       timeoutMs: config.timeoutMs,
       keepalive,
+      keepAliveMs: config.keepAliveMs,
     }),
   );
   return 0;

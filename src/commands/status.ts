@@ -126,13 +126,7 @@ function sessionStoreLine(doc: StatsDoc): string {
   if (all.length === 0) return "";
   const sum = (k: "loads" | "checks" | "stores" | "conflicts" | "errors") => all.reduce((a, x) => a + x[k], 0);
   const latency: HistogramData = { buckets: [], count: 0, sum: 0 };
-  for (const x of all) {
-    x.latency.buckets.forEach((n, i) => {
-      latency.buckets[i] = (latency.buckets[i] ?? 0) + n;
-    });
-    latency.count += x.latency.count;
-    latency.sum += x.latency.sum;
-  }
+  for (const x of all) Histogram.addInto(latency, x.latency);
   const p99 = Histogram.quantile(latency, 0.99);
   return (
     `session store: loads ${sum("loads")}  checks ${sum("checks")}  stores ${sum("stores")}  conflicts ${sum("conflicts")}  errors ${sum("errors")}` +
@@ -146,13 +140,7 @@ function replayStoreLine(doc: StatsDoc): string {
   if (all.length === 0) return "";
   const sum = (k: "claims" | "replays" | "errors") => all.reduce((a, x) => a + x[k], 0);
   const latency: HistogramData = { buckets: [], count: 0, sum: 0 };
-  for (const x of all) {
-    x.latency.buckets.forEach((n, i) => {
-      latency.buckets[i] = (latency.buckets[i] ?? 0) + n;
-    });
-    latency.count += x.latency.count;
-    latency.sum += x.latency.sum;
-  }
+  for (const x of all) Histogram.addInto(latency, x.latency);
   const p99 = Histogram.quantile(latency, 0.99);
   return `replay store: claims ${sum("claims")}  replays ${sum("replays")}  errors ${sum("errors")}  p99 ${p99 === null ? "-" : `<= ${(p99 * 1000).toFixed(p99 < 0.001 ? 2 : 1)} ms`}\n`;
 }

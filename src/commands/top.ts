@@ -96,11 +96,7 @@ function functionRows(now: W[], before: W[], seconds: number): string[][] {
     if (d.count === 0) continue;
     let f = byFunc.get(func);
     if (f === undefined) byFunc.set(func, (f = { all: { buckets: [], count: 0, sum: 0 }, errors: new Map() }));
-    d.buckets.forEach((n, i) => {
-      f.all.buckets[i] = (f.all.buckets[i] ?? 0) + n;
-    });
-    f.all.count += d.count;
-    f.all.sum += d.sum;
+    Histogram.addInto(f.all, d);
     if (code !== "OK") f.errors.set(code, (f.errors.get(code) ?? 0) + d.count);
   }
   return [...byFunc]

@@ -31,6 +31,15 @@ export class Histogram {
     return { buckets: [...this.counts], count: this.count, sum: this.sum };
   }
 
+  /** Adds `h` into `into` (bucket by bucket), e.g. to total several workers' histograms. */
+  static addInto(into: HistogramData, h: HistogramData): void {
+    h.buckets.forEach((n, i) => {
+      into.buckets[i] = (into.buckets[i] ?? 0) + n;
+    });
+    into.count += h.count;
+    into.sum += h.sum;
+  }
+
   /** Approximate quantile (upper bound of the bucket holding it), in seconds. */
   static quantile(h: HistogramData, q: number): number | null {
     if (h.count === 0) return null;
