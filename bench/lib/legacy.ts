@@ -10,7 +10,7 @@ import { chmodSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { freePort, waitForHttp } from "./net.ts";
 import { isAlive, NOFILE, spawnManaged, stopManaged, type Managed } from "./procs.ts";
-import { CONTENDERS_DIR, somaxconn, startFailure, uwsgiListen, UWSGI_PARAMS, type ServerContext, type ServerSpec } from "./servers.ts";
+import { somaxconn, startFailure, studyAppArgs, uwsgiListen, UWSGI_PARAMS, type ServerContext, type ServerSpec } from "./servers.ts";
 
 /** Starts the two backends and fills `ctx.legacy`; returns their stop. */
 export async function startLegacyBackends(ctx: ServerContext): Promise<{ stop: () => Promise<void>; note: string }> {
@@ -44,23 +44,7 @@ export async function startLegacyBackends(ctx: ServerContext): Promise<{ stop: (
           // libev assertion) on a kept-alive --http11-socket connection.
           "--http-socket",
           `127.0.0.1:${port}`,
-          "--chdir",
-          CONTENDERS_DIR,
-          "--wsgi-file",
-          join(CONTENDERS_DIR, "flask_app.py"),
-          "--callable",
-          "application",
-          "--processes",
-          "1",
-          "--gevent",
-          "1000",
-          "--gevent-monkey-patch",
-          "--listen",
-          String(backlog),
-          "--die-on-term",
-          "--disable-logging",
-          "--buffer-size",
-          "32768",
+          ...studyAppArgs(backlog),
         ],
       }),
     );

@@ -138,31 +138,7 @@ export function studyServer(id: string, label: string, ipHash: boolean): ServerS
             name: `${id}-uwsgi-${i}`,
             logDir: dir,
             env,
-            cmd: [
-              "uwsgi",
-              "--plugins",
-              "python3,gevent_python3",
-              "--socket",
-              sock,
-              "--chmod-socket=666",
-              "--chdir",
-              CONTENDERS_DIR,
-              "--wsgi-file",
-              join(CONTENDERS_DIR, "flask_app.py"),
-              "--callable",
-              "application",
-              "--processes",
-              "1",
-              "--gevent",
-              "1000",
-              "--gevent-monkey-patch",
-              "--listen",
-              String(backlog),
-              "--die-on-term",
-              "--disable-logging",
-              "--buffer-size",
-              "32768",
-            ],
+            cmd: ["uwsgi", "--plugins", "python3,gevent_python3", "--socket", sock, "--chmod-socket=666", ...studyAppArgs(backlog)],
           }),
         );
       }
@@ -330,4 +306,27 @@ export async function startSlowUpstream(ctx: ServerContext): Promise<RunningServ
     "/a?symbol=ready",
   );
   return { id: "slow-upstream", baseUrl, roots: [m.pid], alive: () => isAlive(m), stop: () => stopManaged(m, "SIGTERM", 5000) };
+}
+
+/** uWSGI's flags for the study's Flask app (gevent, one process), after its socket flag. */
+export function studyAppArgs(backlog: number): string[] {
+  return [
+    "--chdir",
+    CONTENDERS_DIR,
+    "--wsgi-file",
+    join(CONTENDERS_DIR, "flask_app.py"),
+    "--callable",
+    "application",
+    "--processes",
+    "1",
+    "--gevent",
+    "1000",
+    "--gevent-monkey-patch",
+    "--listen",
+    String(backlog),
+    "--die-on-term",
+    "--disable-logging",
+    "--buffer-size",
+    "32768",
+  ];
 }
