@@ -101,6 +101,10 @@ test("kill -9 of a worker: its socket goes; kill -9 of everything: the next star
   // The supervisor removed the killed worker's socket (generation 2); the replacement is generation 3.
   expect(sockets(dir)).toEqual(["w0-g1.sock", "w1-g3.sock"]);
   const pids = [s.supervisor.pid, ...s.workers.map((w) => w.pid!)];
+  // Stopped first, so none of them can react to another's death (a worker that sees the
+  // supervisor go exits cleanly and removes its own socket; the supervisor removes a dead
+  // worker's): then all die at once, as in a host-wide kill -9.
+  for (const pid of pids) process.kill(pid, "SIGSTOP");
   for (const pid of pids) process.kill(pid, "SIGKILL");
   while (pids.some(alive)) await Bun.sleep(20);
   expect(sockets(dir)).toEqual(["w0-g1.sock", "w1-g3.sock"]);
