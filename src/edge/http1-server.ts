@@ -114,6 +114,10 @@ const SWEEP_MS = 250;
 
 let dateSec = 0;
 let dateText = "";
+const NON_ASCII = /[^\x00-\x7f]/;
+/** Whether a response head is plain ASCII, so UTF-8 and latin1 encode it alike. */
+const headIsAscii = (text: string) => !NON_ASCII.test(text);
+
 function httpDate(): string {
   const now = Date.now();
   const sec = Math.floor(now / 1000);
@@ -274,14 +278,19 @@ export function serveHttp1(o: Http1ServerOptions): Http1Server {
   }
 
   function write(c: Conn, reply: Reply, keepAlive: boolean, headOnly: boolean): void {
-    const body = typeof reply.body === "string" ? Buffer.from(reply.body) : reply.body;
+    const body = reply.body;
+    // A string body (every call's JSON) is encoded once, together with the head: one buffer
+    // per response instead of three (head, body, their concatenation).
+    const length = typeof body === "string" ? Buffer.byteLength(body) : body.length;
     let text = `HTTP/1.1 ${reply.status} ${STATUS_TEXT[reply.status] ?? "Status"}\r\n`;
     // Connection is the transport's to say (a reply's own would be written twice).
     for (const name in reply.headers) if (name !== "connection") text += `${name}: ${reply.headers[name]}\r\n`;
-    text += `content-length: ${body.length}\r\ndate: ${httpDate()}\r\n`;
+    text += `content-length: ${length}\r\ndate: ${httpDate()}\r\n`;
     if (!keepAlive) text += "connection: close\r\n";
     text += "\r\n";
-    if (headOnly || body.length === 0) send(c, Buffer.from(text, "latin1"));
+    // Header values are byte strings (one char per byte, as parsed): latin1 keeps them so.
+    if (headOnly || length === 0) send(c, Buffer.from(text, "latin1"));
+    else if (typeof body === "string") send(c, headIsAscii(text) ? Buffer.from(text + body) : Buffer.concat([Buffer.from(text, "latin1"), Buffer.from(body)]));
     else send(c, Buffer.concat([Buffer.from(text, "latin1"), body]));
     if (!keepAlive && c.out === null) c.socket.end();
   }
