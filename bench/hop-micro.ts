@@ -24,7 +24,15 @@ const log = createLogger("warn");
 const registry = buildRegistry({ demo: true });
 const records = createSqliteStore({ dataDir: dir });
 const secret = "bench-secret";
-const limits = { workers: 2, maxInflight: 1e9, upstreamTimeoutMs: 1000, ownerWaitMs: 3000, hopMaxPending: 1e6, timeoutMs: 30_000 };
+const limits = {
+  workers: 2,
+  maxInflight: 1e9,
+  upstreamTimeoutMs: 1000,
+  upstreamMaxConnections: 1024,
+  ownerWaitMs: 3000,
+  hopMaxPending: 1e6,
+  timeoutMs: 30_000,
+};
 // Both workers built as a worker process builds itself (src/worker/create-worker.ts).
 const [edge, owner] = [0, 1].map((index) =>
   createWorker(

@@ -65,6 +65,12 @@ export interface Config {
   insecure: boolean;
   /** `QDP_UPSTREAM_TIMEOUT_MS`: per upstream call cap (the call's deadline still applies). Default 10000. */
   upstreamTimeoutMs: number;
+  /**
+   * `QDP_UPSTREAM_MAX_CONNECTIONS`: open connections per upstream origin per worker; past it
+   * upstream requests wait for one. Default: `QDP_MAX_INFLIGHT`, so every call in flight can
+   * hold one (a slow upstream at C = 10,000 needs thousands); set it lower to shield an upstream.
+   */
+  upstreamMaxConnections: number;
   /** `QDP_MONGO_URL`: MongoDB URL for records; unset = embedded SQLite store. */
   mongoUrl: string | undefined;
   /** `QDP_MONGO_POOL`: MongoDB connection pool size per worker. Default 20. */
@@ -302,6 +308,7 @@ export function configSource(env: Source, fileText?: string, serviceKeys: readon
 function readConfig(src: Source, env: Source, cpus: number): Config {
   const r = reader(src);
   const port = r.int("QDP_PORT", 8080, 0, 65535);
+  const maxInflight = r.int("QDP_MAX_INFLIGHT", 20_000, 1, 10_000_000);
   const config: Config = {
     host: r.str("QDP_HOST", "127.0.0.1"),
     port,
@@ -313,7 +320,7 @@ function readConfig(src: Source, env: Source, cpus: number): Config {
     bodyTimeoutMs: r.int("QDP_BODY_TIMEOUT_MS", 10_000, 100, 3_600_000),
     keepAliveMs: r.int("QDP_KEEPALIVE_MS", 75_000, 100, 3_600_000),
     drainIdleMs: r.int("QDP_DRAIN_IDLE_MS", 1_000, 10, 600_000),
-    maxInflight: r.int("QDP_MAX_INFLIGHT", 20_000, 1, 10_000_000),
+    maxInflight,
     backlog: r.int("QDP_BACKLOG", 4096, 1, 1_000_000),
     statsPort: r.int("QDP_STATS_PORT", 9191, 0, 65535),
     runtimeDir: r.str("QDP_RUNTIME_DIR", defaultRuntimeDir(env.TMPDIR, port)),
@@ -323,6 +330,7 @@ function readConfig(src: Source, env: Source, cpus: number): Config {
     allowCidrs: r.str("QDP_ALLOW_CIDRS", ""),
     insecure: r.bool("QDP_INSECURE", false),
     upstreamTimeoutMs: r.int("QDP_UPSTREAM_TIMEOUT_MS", 10_000, 1, 3_600_000),
+    upstreamMaxConnections: r.int("QDP_UPSTREAM_MAX_CONNECTIONS", maxInflight, 1, 10_000_000),
     mongoUrl: r.optStr("QDP_MONGO_URL"),
     mongoPool: r.int("QDP_MONGO_POOL", 20, 1, 10_000),
     mongoWriteConcern: r.str("QDP_MONGO_W", "majority"),
@@ -451,6 +459,7 @@ export const CONFIG_VARIABLES = [
   "QDP_ALLOW_CIDRS",
   "QDP_INSECURE",
   "QDP_UPSTREAM_TIMEOUT_MS",
+  "QDP_UPSTREAM_MAX_CONNECTIONS",
   "QDP_MONGO_URL",
   "QDP_MONGO_POOL",
   "QDP_MONGO_W",

@@ -12,8 +12,22 @@ import { Histogram } from "../telemetry/histogram.ts";
 import type { UpstreamClient, UpstreamRequest } from "../services/types.ts";
 import { createHttpClient } from "./http1-client.ts";
 
+/** The worker's default limit of open connections per origin, until createWorker sets it. */
+const DEFAULT_MAX_PER_ORIGIN = 20_000;
+let poolLimit = DEFAULT_MAX_PER_ORIGIN;
 /** One pool per worker process, shared by every call's client. */
-const pool = createHttpClient();
+let pool = createHttpClient({ maxPerOrigin: poolLimit });
+
+/**
+ * Sets the pool's open connections per origin (QDP_UPSTREAM_MAX_CONNECTIONS). Called when the
+ * worker is built, before any call; a changed limit starts a new pool and lets the old one's
+ * idle connections time out (in-process tests build several workers on one pool).
+ */
+export function setUpstreamMaxConnections(maxPerOrigin: number): void {
+  if (maxPerOrigin === poolLimit) return;
+  poolLimit = maxPerOrigin;
+  pool = createHttpClient({ maxPerOrigin });
+}
 
 export interface UpstreamStats {
   calls: number;

@@ -21,6 +21,7 @@ import type { Registry } from "../services/registry.ts";
 import type { ServiceSettings } from "../services/types.ts";
 import type { RecordStore } from "../stores/record-store.ts";
 import type { Logger } from "../types.ts";
+import { setUpstreamMaxConnections } from "../upstream/client.ts";
 
 /** Who a worker is: its index, the generation of this process, and the cluster's hop secret. */
 export interface WorkerIdentity {
@@ -49,7 +50,10 @@ export interface WorkerIo {
   onTakenOver?: () => void;
 }
 
-export type WorkerLimits = Pick<Config, "workers" | "maxInflight" | "upstreamTimeoutMs" | "ownerWaitMs" | "hopMaxPending" | "timeoutMs">;
+export type WorkerLimits = Pick<
+  Config,
+  "workers" | "maxInflight" | "upstreamTimeoutMs" | "upstreamMaxConnections" | "ownerWaitMs" | "hopMaxPending" | "timeoutMs"
+>;
 
 export interface WorkerCore {
   executor: Executor;
@@ -60,6 +64,7 @@ export interface WorkerCore {
 }
 
 export function createWorker(config: WorkerLimits, id: WorkerIdentity, io: WorkerIo): WorkerCore {
+  setUpstreamMaxConnections(config.upstreamMaxConnections);
   const executor = new Executor({
     worker: id.index,
     log: io.log,
