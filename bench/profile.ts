@@ -10,7 +10,7 @@
 import { copyFileSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { cleanupAll, installSignalHandlers, makeTempDir, processTree } from "./lib/procs.ts";
+import { cleanupAll, cpuSeconds, installSignalHandlers, makeTempDir, processTree } from "./lib/procs.ts";
 import type { Case } from "./lib/runner.ts";
 import { qdpServer } from "./lib/servers.ts";
 import { runWrk } from "./lib/wrk.ts";
@@ -46,21 +46,6 @@ const workloads = {
 const chosen = workloads[kind as keyof typeof workloads];
 if (!chosen) throw new Error(`unknown workload ${kind}: one of ${Object.keys(workloads).join(", ")}`);
 
-/** utime + stime of processes, in seconds. */
-function cpuOf(pids: number[]): number {
-  let sum = 0;
-  for (const pid of pids) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      sum += (Number(f[11]) + Number(f[12])) / 100;
-    } catch {
-      // gone
-    }
-  }
-  return sum;
-}
-
 const profile = !values["no-profile"];
 const env: Record<string, string> = profile ? { ...chosen.env, QDP_WORKER_BUN_ARGS: `--cpu-prof-md --cpu-prof-dir=${profDir}` } : { ...chosen.env };
 const server = await qdpServer("qdp-profile", "qdp (profiled)", () => env).start({ tmp, nginxWorkers: "auto" });
@@ -69,7 +54,7 @@ try {
   const c: Case = { id: kind, title: kind, connections, threads, durationSec: seconds, timeoutSec: 5 };
   const args = await chosen.workload.args({ c, estRps: 0 });
   const workers = processTree(server.roots).filter((p) => p !== server.roots[0]);
-  const before = cpuOf(workers);
+  const before = cpuSeconds(workers);
   // perf sees what the JS profiler cannot: the kernel's share (socket writes), GC, the event loop.
   const perf = values.perf
     ? Bun.spawn(["perf", "record", "-F", "997", "-o", join(tmp, "perf.data"), "-p", workers.join(","), "--", "sleep", String(seconds - 1)], {
@@ -93,7 +78,7 @@ try {
     script: chosen.workload.script,
     scriptArgs: args,
   });
-  const cpu = cpuOf(workers) - before;
+  const cpu = cpuSeconds(workers) - before;
   console.log(
     `${kind}: ${Math.round(result.rps)} req/s, worker CPU ${((cpu / result.requests) * 1e6).toFixed(1)} µs per request${profile ? " (profiler on)" : ""}`,
   );

@@ -8,18 +8,13 @@
  * - the in-memory replay check it comes after, for scale.
  * Prints only; no assertions. The box may be shared: read the figures as orders of magnitude.
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createReplayCache } from "../src/core/replay-cache.ts";
 import { createRedisClient } from "../src/stores/redis-client.ts";
 import { createRedisReplayStore } from "../src/stores/replay-redis.ts";
-
-function cpuOf(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(f[11]) + Number(f[12])) / 100;
-}
+import { cpuSeconds } from "./lib/procs.ts";
 
 const port = (() => {
   const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
@@ -55,7 +50,7 @@ try {
   const total = 200_000;
   let issued = 0;
   const cpu0 = process.cpuUsage();
-  const r0 = cpuOf(redis.pid);
+  const r0 = cpuSeconds([redis.pid]);
   const t0 = performance.now();
   await Promise.all(
     Array.from({ length: 256 }, async () => {
@@ -67,7 +62,7 @@ try {
   );
   const sec = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
-  const redisCpu = cpuOf(redis.pid) - r0;
+  const redisCpu = cpuSeconds([redis.pid]) - r0;
 
   // The in-memory check that runs first, for scale.
   const cache = createReplayCache({ maxEntries: 2_000_000 });

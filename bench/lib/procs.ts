@@ -199,3 +199,18 @@ export function treeRssBytes(roots: number[]): number {
   }
   return total;
 }
+
+/** CPU seconds (user + system) used so far by processes; ones that exited count 0. */
+export function cpuSeconds(pids: number[]): number {
+  let total = 0;
+  for (const pid of pids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      total += (Number(f[11]) + Number(f[12])) / 100;
+    } catch {
+      // exited
+    }
+  }
+  return total;
+}

@@ -37,8 +37,18 @@ export type ExtraColumn = { header: string; numeric?: boolean; value: (a: Aggreg
 
 /** The standard per-case table: throughput with spread, ratios, latency, errors, RSS. */
 export function caseTable(r: ScenarioResult, c: Case, extra: ExtraColumn[] = [], opts: { rss?: boolean } = {}): Table {
-  const headers = ["contender", "ok req/s (median)", "min–max", "× study", "× qdp no-hop", "p50 ms", "p99 ms", "errors (all rounds)"];
-  const numeric = [false, true, true, true, true, true, true, false];
+  const headers = [
+    "contender",
+    "ok req/s (median)",
+    "min–max",
+    "× study",
+    "× qdp no-hop",
+    "p50 ms",
+    "p99 ms",
+    "errors (all rounds)",
+    "server CPU µs / ok call",
+  ];
+  const numeric = [false, true, true, true, true, true, true, false, true];
   if (opts.rss) {
     headers.push("peak RSS");
     numeric.push(true);
@@ -52,7 +62,7 @@ export function caseTable(r: ScenarioResult, c: Case, extra: ExtraColumn[] = [],
     const a = find(r, c.id, contender.id);
     if (!a) {
       const why = r.skipped[contender.id] ?? "not run";
-      rows.push([contender.label, "–", "–", "–", "–", "–", "–", `skipped: ${why}`, ...(opts.rss ? ["–"] : []), ...extra.map(() => "–")]);
+      rows.push([contender.label, "–", "–", "–", "–", "–", "–", `skipped: ${why}`, "–", ...(opts.rss ? ["–"] : []), ...extra.map(() => "–")]);
       continue;
     }
     const row = [
@@ -66,6 +76,7 @@ export function caseTable(r: ScenarioResult, c: Case, extra: ExtraColumn[] = [],
       errorCell(a) +
         (a.errors.status ? ` — wrk counted ${fmt.int(a.wrkRps.median)} req/s with them` : "") +
         (a.exhausted ? ` ⚠ signed file exhausted ×${a.exhausted}` : ""),
+      a.cpuUsPerOk === undefined ? "–" : a.cpuUsPerOk.median.toFixed(1),
     ];
     if (opts.rss) row.push(fmt.mib(a.workersRss?.median ?? a.treeRss?.median));
     for (const x of extra) row.push(x.value(a, c, contender));

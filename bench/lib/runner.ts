@@ -5,7 +5,7 @@
  * the others still run. Everything started here is stopped in `finally`.
  */
 import { errorCount, runWrk } from "./wrk.ts";
-import { treeRssBytes } from "./procs.ts";
+import { cpuSeconds, processTree, treeRssBytes } from "./procs.ts";
 import { qdpWorkersRss, type RunningServer, type ServerContext, type ServerSpec } from "./servers.ts";
 import { aggregate, type Aggregate, type RunRecord } from "./stats.ts";
 
@@ -138,6 +138,10 @@ export async function runScenario(plan: ScenarioPlan, opts: RunOptions): Promise
           }
           const args = await contender.workload.args({ c, estRps: fastest.get(`${c.id}/${contender.id}`) ?? 0 });
           const sampler = sampleRss(srv);
+          // The server's CPU over the run (its whole process tree): per ok call it is the figure
+          // that holds when the box's speed drifts from day to day.
+          const tree = processTree(srv.roots);
+          const cpu0 = cpuSeconds(tree);
           const probe = plan.measure?.(opts.ctx);
           try {
             const { result } = await runWrk({
@@ -151,7 +155,8 @@ export async function runScenario(plan: ScenarioPlan, opts: RunOptions): Promise
             });
             const rss = await sampler.stop();
             const extra = probe?.stop();
-            records.push({ scenario: plan.id, caseId: c.id, contenderId: contender.id, round, result, ...rss, ...(extra ? { extra } : {}) });
+            const cpuSec = cpuSeconds(tree) - cpu0;
+            records.push({ scenario: plan.id, caseId: c.id, contenderId: contender.id, round, result, ...rss, cpuSec, ...(extra ? { extra } : {}) });
             seen(c, contender, result.rps);
             const errs = errorCount(result.errors);
             console.log(

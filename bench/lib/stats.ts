@@ -26,6 +26,8 @@ export interface RunRecord {
   treeRssPeak?: number;
   /** qdp only: peak of sum(workers[].rssBytes) from the stats endpoint. */
   workersRssPeak?: number;
+  /** CPU seconds (user + system) of the contender's process tree during the run. */
+  cpuSec?: number;
   /** Scenario-specific figures (scenario D: Redis CPU). */
   extra?: Record<string, number>;
 }
@@ -54,6 +56,8 @@ export interface Aggregate {
   exhausted: number;
   treeRss?: Spread;
   workersRss?: Spread;
+  /** The server's CPU per successful call, µs (its whole process tree). */
+  cpuUsPerOk?: Spread;
 }
 
 export function aggregate(records: RunRecord[]): Aggregate {
@@ -82,5 +86,9 @@ export function aggregate(records: RunRecord[]): Aggregate {
     exhausted: sum((r) => r.result.exhausted),
     treeRss: opt((r) => r.treeRssPeak),
     workersRss: opt((r) => r.workersRssPeak),
+    cpuUsPerOk: opt((r) => {
+      const ok = okRps(r.result) * r.result.durationSec;
+      return r.cpuSec === undefined || ok <= 0 ? undefined : (r.cpuSec / ok) * 1e6;
+    }),
   };
 }

@@ -5,9 +5,9 @@
  * with Redis every call costs one pipelined compare-and-swap script. Redis runs as a private
  * redis-server with AOF `everysec`; its CPU during each run is reported in cores.
  */
-import { readFileSync } from "node:fs";
 import { caseTable, find, ratio, writeScenario } from "../lib/report.ts";
 import type { Case, Contender, ScenarioPlan, ScenarioResult } from "../lib/runner.ts";
+import { cpuSeconds } from "../lib/procs.ts";
 import { startBenchRedis } from "../lib/redis.ts";
 import { qdpServer, type ServerContext } from "../lib/servers.ts";
 import { rotatingUsers } from "../lib/workloads.ts";
@@ -15,13 +15,6 @@ import type { ScenarioOptions } from "./a.ts";
 
 /** The target of the durable-sessions issue: redis ≥ 0.70× memory throughput. */
 export const D_TARGET = 0.7;
-
-/** CPU seconds (user + system) used so far by a process. */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(f[11]) + Number(f[12])) / 100;
-}
 
 export function planD(o: ScenarioOptions): ScenarioPlan {
   const cases: Case[] = [
@@ -49,9 +42,9 @@ export function planD(o: ScenarioOptions): ScenarioPlan {
     measure(ctx) {
       const pid = ctx.redisPid;
       if (pid === undefined) return { stop: () => ({}) };
-      const cpu0 = cpuSeconds(pid);
+      const cpu0 = cpuSeconds([pid]);
       const t0 = performance.now();
-      return { stop: () => ({ redisCores: (cpuSeconds(pid) - cpu0) / ((performance.now() - t0) / 1000) }) };
+      return { stop: () => ({ redisCores: (cpuSeconds([pid]) - cpu0) / ((performance.now() - t0) / 1000) }) };
     },
   };
 }
