@@ -1,5 +1,5 @@
 /**
- * Where a worker's CPU goes under one of bench A's workloads: `bun bench/profile.ts [nohop|users|signed|signed-off]
+ * Where a worker's CPU goes under one of bench A's workloads: `bun bench/profile.ts [nohop|users|signed|signed-off|quote]
  * [--seconds 8] [--connections 100] [--top 40] [--keep dir]
  * [--no-profile] [--perf] [--strace]`. Starts a 2-worker cluster with Bun's sampling profiler in
  * every worker (QDP_WORKER_BUN_ARGS=--cpu-prof-md), drives it with wrk, stops it gracefully (the
@@ -10,11 +10,11 @@
 import { copyFileSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { cleanupAll, cpuSeconds, installSignalHandlers, makeTempDir, processTree } from "./lib/procs.ts";
+import { cleanupAll, cpuSeconds, installSignalHandlers, makeTempDir, processTree, treeRssBytes } from "./lib/procs.ts";
 import type { Case } from "./lib/runner.ts";
 import { qdpServer } from "./lib/servers.ts";
 import { runWrk } from "./lib/wrk.ts";
-import { BENCH_KEY, echo, ECHO_BODY, rotatingUsers, signedUsers } from "./lib/workloads.ts";
+import { BENCH_KEY, echo, ECHO_BODY, QUOTE_BODY, rotatingUsers, signedUsers } from "./lib/workloads.ts";
 
 const { values, positionals } = parseArgs({
   args: Bun.argv.slice(2),
@@ -33,12 +33,18 @@ const kind = positionals[0] ?? "signed";
 const seconds = Number(values.seconds);
 const connections = Number(values.connections);
 
+const mib = (b: number) => `${Math.round(b / 1048576)} MiB`;
 installSignalHandlers();
 const tmp = makeTempDir("qdp-profile-");
 const profDir = join(tmp, "prof");
 const log = (line: string) => console.log(line);
+// demo.quote's two upstream calls go to an upstream that answers at once (in this process, so
+// its CPU is not the workers'); records go to the default embedded store.
+const upstream = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => Response.json({ price: 42.5 }) });
+const up = `http://127.0.0.1:${upstream.port}`;
 const workloads = {
   nohop: { workload: echo, env: {} },
+  quote: { workload: rotatingUsers("/api/1002", QUOTE_BODY), env: { QDP_UPSTREAM_A: `${up}/a`, QDP_UPSTREAM_B: `${up}/b` } },
   users: { workload: rotatingUsers("/api/1000", ECHO_BODY), env: {} },
   signed: { workload: signedUsers(tmp, log), env: { QDP_UAP_KEYS: `${BENCH_KEY.keyId}:${BENCH_KEY.secret}` } },
   "signed-off": { workload: signedUsers(tmp, log), env: {} },
@@ -79,8 +85,11 @@ try {
     scriptArgs: args,
   });
   const cpu = cpuSeconds(workers) - before;
+  const rssLoaded = treeRssBytes(workers);
+  await Bun.sleep(3000);
+  const rssIdle = treeRssBytes(workers);
   console.log(
-    `${kind}: ${Math.round(result.rps)} req/s, worker CPU ${((cpu / result.requests) * 1e6).toFixed(1)} µs per request${profile ? " (profiler on)" : ""}`,
+    `${kind}: ${Math.round(result.rps)} req/s, worker CPU ${((cpu / result.requests) * 1e6).toFixed(1)} µs per request${profile ? " (profiler on)" : ""}, workers' RSS ${mib(rssLoaded)} at the end of the load, ${mib(rssIdle)} 3 s later`,
   );
   if (strace !== null) {
     const text = await new Response(strace.stderr).text();
@@ -116,6 +125,7 @@ try {
   }
 } finally {
   await server.stop();
+  upstream.stop(true);
 }
 for (const f of (profile ? readdirSync(profDir) : []).filter((n) => n.endsWith(".md"))) {
   const text = readFileSync(join(profDir, f), "utf8");

@@ -1,0 +1,123 @@
+/**
+ * Where the gap to bare `Bun.serve` lives: `bun bench/ladder.ts [--rounds 3] [--seconds 6]`.
+ * The same echo (`POST /api/1000`, bench A's body, wrk -c100) against servers that each add one
+ * layer, two processes sharing the port with SO_REUSEPORT like the real cluster:
+ *
+ *   bare       Bun.serve, req.json(), Response.json (bench A's ceiling)
+ *   listen     Bun.listen, find the end of the request, write a fixed answer (no parsing at all)
+ *   transport  our HTTP/1.1 transport (edge/http1-server.ts: strict parser, ordering, timeouts),
+ *              JSON.parse of the body and a JSON answer — no call pipeline
+ *   qdp        the real cluster, no user (bench A (a)): signing off, access log at its default
+ *   qdp-nolog  the same with QDP_ACCESS_LOG=0
+ *
+ * Prints req/s (median of rounds, rounds alternated) and the servers' CPU per request. Prints
+ * only; no assertions. The box is shared with wrk: compare rows of one run.
+ */
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { serveHttp1 } from "../src/edge/http1-server.ts";
+import { cleanupAll, cpuSeconds, installSignalHandlers, makeTempDir, processTree, spawnManaged, stopManaged } from "./lib/procs.ts";
+import { freePort, waitForHttp } from "./lib/net.ts";
+import { qdpServer, type RunningServer } from "./lib/servers.ts";
+import { runWrk } from "./lib/wrk.ts";
+import { ECHO_BODY } from "./lib/workloads.ts";
+
+const { values } = parseArgs({
+  args: Bun.argv.slice(2),
+  options: { serve: { type: "string" }, port: { type: "string" }, rounds: { type: "string", default: "3" }, seconds: { type: "string", default: "6" } },
+});
+
+const ANSWER = Buffer.from(`HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${ECHO_BODY.length}\r\n\r\n${ECHO_BODY}`);
+
+/** One server process of a level (run as `bun bench/ladder.ts --serve <level> --port N`). */
+function serve(level: string, port: number): void {
+  if (level === "bare") {
+    Bun.serve({ hostname: "127.0.0.1", port, reusePort: true, fetch: async (req) => Response.json({ ok: true, funcNo: 1000, data: await req.json() }) });
+  } else if (level === "listen") {
+    // reusePort is honoured by Bun.listen but missing from bun-types' TCP listen options.
+    Bun.listen({
+      hostname: "127.0.0.1",
+      port,
+      ...({ reusePort: true } as object),
+      socket: {
+        // wrk sends one request per connection at a time: one answer per request head seen.
+        data(socket, chunk) {
+          for (let at = chunk.indexOf("\r\n\r\n"); at >= 0; at = chunk.indexOf("\r\n\r\n", at + 4)) socket.write(ANSWER);
+        },
+      },
+    });
+  } else if (level === "transport") {
+    serveHttp1({
+      hostname: "127.0.0.1",
+      port,
+      maxBody: 1 << 20,
+      bodyTimeoutMs: 10_000,
+      idleTimeoutMs: 75_000,
+      handle: (req) => ({
+        status: 200,
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ ok: true, funcNo: 1000, data: JSON.parse(new TextDecoder().decode(req.body)) }),
+      }),
+      refuse: (status, message) => ({ status, headers: {}, body: message }),
+      crashed: () => ({ status: 500, headers: {}, body: "crashed" }),
+    });
+  } else throw new Error(`unknown level ${level}`);
+}
+
+if (values.serve !== undefined) {
+  serve(values.serve, Number(values.port));
+} else {
+  installSignalHandlers();
+  const tmp = makeTempDir("qdp-ladder-");
+  const rounds = Number(values.rounds);
+  const seconds = Number(values.seconds);
+
+  async function pair(level: string): Promise<RunningServer> {
+    const port = await freePort();
+    mkdirSync(join(tmp, level), { recursive: true });
+    const procs = [0, 1].map((i) =>
+      spawnManaged({ name: `${level}-${i}`, logDir: join(tmp, level), cmd: [process.execPath, import.meta.path, "--serve", level, "--port", String(port)] }),
+    );
+    await waitForHttp(`http://127.0.0.1:${port}/api/1000`, { init: { method: "POST", body: ECHO_BODY }, timeoutMs: 30_000 });
+    return { id: level, baseUrl: `http://127.0.0.1:${port}`, roots: procs.map((p) => p.pid), alive: () => true, stop: async () => Promise.all(procs.map((p) => stopManaged(p))).then(() => {}) };
+  }
+
+  const ctx = { tmp, nginxWorkers: "auto" };
+  const servers: RunningServer[] = [
+    await pair("bare"),
+    await pair("listen"),
+    await pair("transport"),
+    await qdpServer("qdp", "qdp", () => ({})).start(ctx),
+    await qdpServer("qdp-nolog", "qdp-nolog", () => ({ QDP_ACCESS_LOG: "0" })).start(ctx),
+  ];
+  const results = new Map<string, { rps: number[]; us: number[] }>(servers.map((s) => [s.id, { rps: [], us: [] }]));
+  try {
+    for (let round = 0; round < rounds; round++) {
+      for (const s of [...servers.slice(round % servers.length), ...servers.slice(0, round % servers.length)]) {
+        const tree = processTree(s.roots);
+        const cpu0 = cpuSeconds(tree);
+        const { result } = await runWrk({
+          url: `${s.baseUrl}/api/1000`,
+          threads: 2,
+          connections: 100,
+          durationSec: seconds,
+          timeoutSec: 5,
+          script: "post-json.lua",
+          scriptArgs: [ECHO_BODY],
+        });
+        const r = results.get(s.id)!;
+        r.rps.push(result.rps);
+        r.us.push(((cpuSeconds(tree) - cpu0) / result.requests) * 1e6);
+        console.log(`round ${round + 1}: ${s.id.padEnd(10)} ${Math.round(result.rps).toLocaleString("en-US").padStart(8)} req/s  ${r.us.at(-1)!.toFixed(1)} µs/req`);
+      }
+    }
+  } finally {
+    for (const s of servers) await s.stop();
+  }
+  const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
+  const bare = median(results.get("bare")!.rps);
+  console.log(`\n| server | req/s (median) | × bare | server CPU µs/req |\n| --- | ---: | ---: | ---: |`);
+  for (const [id, r] of results) console.log(`| ${id} | ${Math.round(median(r.rps)).toLocaleString("en-US")} | ${(median(r.rps) / bare).toFixed(2)}× | ${median(r.us).toFixed(1)} |`);
+  await cleanupAll();
+}
