@@ -195,6 +195,27 @@ describe("broken answers", () => {
     }
   });
 
+  test("an answered keepAlive: false connection frees its slot at once; one the server never closes is closed within ~2 s", async () => {
+    const s = rawServer((w) => w("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}"));
+    const pool = createHttpClient({ maxPerOrigin: 1 });
+    try {
+      const t0 = performance.now();
+      for (let i = 0; i < 3; i++) {
+        const r = await pool.request({ method: "POST", url: new URL(`http://127.0.0.1:${s.port}/`), body: "{}", keepAlive: false });
+        expect(r.body.toString()).toBe("{}");
+      }
+      // Not queued behind the lingering connections (the server never closes them).
+      expect(performance.now() - t0).toBeLessThan(500);
+      expect(pool.open).toBe(3);
+      const until = Date.now() + 4000;
+      while (pool.open > 0 && Date.now() < until) await Bun.sleep(50);
+      expect(pool.open).toBe(0);
+    } finally {
+      pool.close();
+      s.stop(true);
+    }
+  });
+
   test("an interim 100 Continue is skipped; a body that ends at close is read whole", async () => {
     const s = rawServer((w, end) => {
       w("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.0 200 OK\r\ncontent-type: application/json\r\n\r\n");

@@ -127,7 +127,7 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
 
   const sweeper = setInterval(() => {
     const now = Date.now();
-    for (const c of closing) if (now - c.idleSince > SWEEP_MS) c.socket.end();
+    for (const c of closing) if (now - c.idleSince > SWEEP_MS) c.socket.terminate();
     for (const o of origins.values()) {
       while (o.idle.length > 0 && now - o.idle[0]!.idleSince > idleMs) o.idle.shift()!.socket.end();
     }
@@ -233,11 +233,12 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
   }
 
   function onClose(c: Conn, err: unknown): void {
-    closing.delete(c);
     if (c.closed) return;
     c.closed = true;
-    c.origin.open--;
     open--;
+    // A lingering connection gave its slot back when its answer was whole.
+    if (closing.delete(c)) return;
+    c.origin.open--;
     const ex = c.exchange;
     c.exchange = null;
     if (ex !== null) {
@@ -280,8 +281,11 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
       // and not one more of this host's ephemeral ports — a bridge that opens a connection per
       // call would otherwise tie up thousands of them. A server that does not close is closed
       // by the sweeper a second later.
+      // Its slot is free now: the answer is whole, only the close is left.
       c.idleSince = Date.now();
       closing.add(c);
+      c.origin.open--;
+      c.origin.waiters.shift()?.take(null);
     }
   }
 

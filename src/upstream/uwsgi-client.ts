@@ -127,7 +127,7 @@ function linger(s: Socket<Exchange>): void {
     for (const [socket, since] of lingering) {
       if (now - since < LINGER_MS) break; // in answer order: the rest are younger
       lingering.delete(socket);
-      socket.end();
+      socket.terminate();
     }
   }, LINGER_MS);
   sweeper.unref?.();
