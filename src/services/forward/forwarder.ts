@@ -6,7 +6,8 @@
  *
  * Transport: an `http(s)://` backend goes over the entry's own keep-alive HTTP/1.1 pool
  * (upstream/http1-client.ts), not Bun's fetch — 57–97 µs of CPU per fetch against 18–21 µs on
- * the pool, and the bridge is a front whose whole cost is its CPU per call. A `uwsgi://` backend
+ * the pool, and the bridge is a front whose whole cost is its CPU per call (bench/forward-cost.ts
+ * measures a forwarded call). A `uwsgi://` backend
  * (an extension beyond §8) gets the native uwsgi protocol, one connection per call, exactly as
  * nginx's `uwsgi_pass` sends it (upstream/uwsgi-client.ts).
  *
@@ -16,8 +17,9 @@
  * to be down.
  *
  * A backend that is down must not take its users' calls down with it slowly, nor hold up the
- * others: when a connection cannot be opened (refused, unreachable) the backend is marked down for {@link BACKEND_DOWN_MS} and
- * its users get `502` at once instead of each trying again; calls in flight per backend are
+ * others: when a connection cannot be opened (refused, unreachable, no such Unix socket: an
+ * `UpstreamHttpError` of kind `connect`) the backend is marked down for {@link BACKEND_DOWN_MS}
+ * and its users get `502` at once instead of each trying again; calls in flight per backend are
  * capped (`maxInflight`, `503 OVERLOADED` past it), so a backend that accepts but never answers
  * holds at most that many calls of this worker. Other backends keep their own counters.
  */
