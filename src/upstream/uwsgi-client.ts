@@ -138,6 +138,11 @@ function linger(s: Socket<Exchange>): void {
 const handlers: SocketHandler<Exchange> = {
   open(s) {
     const ex = s.data;
+    // Aborted while connecting: the request must not reach the server after its caller gave up.
+    if (ex.settled) {
+      s.terminate();
+      return;
+    }
     let packet: Buffer;
     try {
       packet = encodeUwsgiPacket(uwsgiVars(ex.req, s.localAddress), ex.req.body);
