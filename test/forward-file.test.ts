@@ -7,7 +7,7 @@ import { describe, expect, test } from "bun:test";
 import { Type as t } from "@sinclair/typebox";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { ConfigError } from "../src/core/config.ts";
-import { FORWARD_MAX_RANGE, parseForwardFile } from "../src/core/forward-file.ts";
+import { backendAddress, FORWARD_MAX_RANGE, parseForwardFile } from "../src/core/forward-file.ts";
 import { fromJsonSchema } from "../src/services/forward/json-schema.ts";
 import { buildRegistry } from "../src/services/index.ts";
 import { defineService } from "../src/services/types.ts";
@@ -83,7 +83,7 @@ describe("parseForwardFile", () => {
     expect(all).toContain('QDP_FORWARD_FILE entry 0 (legacy.pricing): "funcNos" "2099-2000": the last number is below the first');
     expect(all).toContain('QDP_FORWARD_FILE entry 1: "name" must be dotted lower-case');
     expect(all).toContain('entry 2 (x.y): "backends" must be a non-empty array');
-    expect(all).toContain('entry 3 (x.z): backends[0] "ftp://127.0.0.1:21": expected an http:// or https:// URL');
+    expect(all).toContain('entry 3 (x.z): backends[0] "ftp://127.0.0.1:21": expected an http://, https:// or uwsgi:// URL');
     expect(all).toContain('entry 3 (x.z): backends[1] "not a url": not a URL');
     expect(all).toContain('entry 3 (x.z): backends[2] "http://u:p@127.0.0.1:1": credentials in the URL are not supported');
     expect(all).toContain("entry 3 (x.z): backends[3]");
@@ -95,6 +95,52 @@ describe("parseForwardFile", () => {
     expect(all).toContain(`entry 5 (x.v): "funcNos" "1-${FORWARD_MAX_RANGE + 1}" holds ${FORWARD_MAX_RANGE + 1} numbers`);
     expect(all).toContain("entry 6 (x.u): backends[0] and backends[1] are the same URL http://127.0.0.1:9001");
     expect(all).toContain("entry 7: expected an object");
+  });
+
+  test("uwsgi backends (beyond the contract): a Unix socket by absolute path or host:port, normalised", () => {
+    const [e] = parseForwardFile(
+      JSON.stringify([entry({ backends: ["uwsgi:///run/legacy/app-0.sock", "uwsgi://LEGACY.internal:3031", "uwsgi://[::1]:3032/", "http://127.0.0.1:9001"] })]),
+    );
+    expect(e!.backends).toEqual(["uwsgi:///run/legacy/app-0.sock", "uwsgi://legacy.internal:3031", "uwsgi://[::1]:3032", "http://127.0.0.1:9001"]);
+    expect(e!.backends.map(backendAddress)).toEqual([
+      { protocol: "uwsgi", unix: "/run/legacy/app-0.sock" },
+      { protocol: "uwsgi", hostname: "legacy.internal", port: 3031 },
+      { protocol: "uwsgi", hostname: "::1", port: 3032 },
+      { protocol: "http", url: "http://127.0.0.1:9001" },
+    ]);
+  });
+
+  test("a bad uwsgi URL stops start-up with a sentence saying what is wrong", () => {
+    const long = `/${"s".repeat(120)}.sock`;
+    const bad = [
+      "uwsgi:app.sock",
+      "uwsgi://app.sock",
+      "uwsgi://127.0.0.1",
+      "uwsgi://127.0.0.1:0",
+      "uwsgi://127.0.0.1:70000",
+      "uwsgi://127.0.0.1:3031/app",
+      "uwsgi:///run/app.sock?x=1",
+      "uwsgi://127.0.0.1:3031#frag",
+      "uwsgi://u:p@127.0.0.1:3031",
+      "uwsgi:///run/",
+      `uwsgi://${long}`,
+      "uwsgi:///run/a.sock",
+      "uwsgi:///run/a.sock",
+    ];
+    const p = problems(() => parseForwardFile(JSON.stringify([entry({ backends: bad })]))).join("\n");
+    const at = (i: number) => `entry 0 (legacy.pricing): backends[${i}] ${JSON.stringify(bad[i])}: `;
+    expect(p).toContain(`${at(0)}a Unix socket needs an absolute path: expected uwsgi://host:port or uwsgi:///absolute/path.sock`);
+    expect(p).toContain(`${at(1)}a TCP address needs a port and a Unix socket an absolute path`);
+    expect(p).toContain(`${at(2)}a TCP address needs a port`);
+    expect(p).toContain(`${at(3)}port 0 is out of range (1-65535)`);
+    expect(p).toContain(`${at(4)}port 70000 is out of range (1-65535)`);
+    expect(p).toContain(`${at(5)}no path after host:port in a uwsgi URL: the entry's "path" is the request's REQUEST_URI`);
+    expect(p).toContain(`${at(6)}no query or fragment in a uwsgi URL`);
+    expect(p).toContain(`${at(7)}no query or fragment in a uwsgi URL`);
+    expect(p).toContain(`${at(8)}credentials in the URL are not supported`);
+    expect(p).toContain(`${at(9)}a Unix socket path cannot end with /`);
+    expect(p).toContain(`${at(10)}the socket path has ${long.length} bytes; Unix sockets allow at most 107`);
+    expect(p).toContain("backends[11] and backends[12] are the same URL uwsgi:///run/a.sock");
   });
 
   test("overlapping ranges name both entries and the shared numbers; so do duplicate names", () => {

@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Server, Subprocess, TCPSocketListener } from "bun";
-import { createHttpClient, UpstreamHttpError } from "../src/upstream/http1-client.ts";
+import { createHttpClient, UpstreamHttpError, type UpstreamFailure } from "../src/upstream/http1-client.ts";
 import { freePort } from "./support/cluster.ts";
 import { ensureNginx, startNginx, type Nginx } from "./support/nginx.ts";
 
@@ -117,30 +117,103 @@ function rawServer(script: (write: (s: string) => void, end: () => void, reset: 
 }
 
 describe("broken answers", () => {
-  const cases: Array<[string, Parameters<typeof rawServer>[0], RegExp]> = [
-    ["a reset mid-body", (w, _e, reset) => (w("HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n0123456789"), setTimeout(reset, 10)), /mid-response/],
-    ["EOF mid-head", (w, end) => (w("HTTP/1.1 200 OK\r\ncontent-le"), end()), /mid-response/],
-    ["garbage instead of a status line", (w, end) => (w("SSH-2.0-OpenSSH\r\n\r\n"), end()), /bad response/],
-    ["a bad chunk size", (w) => w("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n"), /bad response/],
-    ["bytes after the response", (w) => w("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}EXTRA"), /bad response/],
-    ["a close before any answer", (_w, end) => end(), /before any answer/],
+  const cases: Array<[string, Parameters<typeof rawServer>[0], RegExp, UpstreamFailure]> = [
+    [
+      "a reset mid-body",
+      (w, _e, reset) => (w("HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n0123456789"), setTimeout(reset, 10)),
+      /mid-response/,
+      "closed-mid-answer",
+    ],
+    ["EOF mid-head", (w, end) => (w("HTTP/1.1 200 OK\r\ncontent-le"), end()), /mid-response/, "closed-mid-answer"],
+    ["garbage instead of a status line", (w, end) => (w("SSH-2.0-OpenSSH\r\n\r\n"), end()), /bad response/, "bad-answer"],
+    ["a bad chunk size", (w) => w("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n"), /bad response/, "bad-answer"],
+    ["bytes after the response", (w) => w("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}EXTRA"), /bad response/, "bad-answer"],
+    ["a close before any answer", (_w, end) => end(), /before any answer/, "closed-before-answer"],
   ];
-  for (const [name, script, error] of cases) {
-    test(`${name} → an error, never a wrong answer`, async () => {
+  for (const [name, script, error, kind] of cases) {
+    test(`${name} → an error (${kind}), never a wrong answer`, async () => {
       const s = rawServer(script);
       try {
         const err = await get(`http://127.0.0.1:${s.port}/`).catch((e) => e);
         expect(err).toBeInstanceOf(UpstreamHttpError);
         expect((err as Error).message).toMatch(error);
+        expect((err as UpstreamHttpError).kind).toBe(kind);
       } finally {
         s.stop(true);
       }
     });
   }
 
-  test("a connection refused → an error", async () => {
+  test("a connection refused → an error of kind connect (the server is not there)", async () => {
     const err = await get(`http://127.0.0.1:${freePort()}/`).catch((e) => e);
     expect(err).toBeInstanceOf(UpstreamHttpError);
+    expect((err as UpstreamHttpError).kind).toBe("connect");
+  });
+
+  test("keepAlive: false sends Connection: close, never reuses the connection, and lets the server close first", async () => {
+    const heads: string[] = [];
+    let connections = 0;
+    let closedByServer = 0;
+    const closedByClient = new Set<unknown>();
+    // Like uWSGI's --http-socket: HTTP/1.1 without Connection: close, then the server closes.
+    const s = Bun.listen({
+      hostname: "127.0.0.1",
+      port: 0,
+      socket: {
+        open() {
+          connections++;
+        },
+        data(sock, chunk) {
+          heads.push(chunk.toString("latin1"));
+          sock.write("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}");
+          // Closing a moment later: a client that ended the connection itself is seen first.
+          setTimeout(() => {
+            if (!closedByClient.has(sock)) closedByServer++;
+            sock.end();
+          }, 20);
+        },
+        close(sock) {
+          closedByClient.add(sock);
+        },
+      },
+    });
+    const pool = createHttpClient();
+    try {
+      for (let i = 0; i < 3; i++) {
+        const r = await pool.request({ method: "POST", url: new URL(`http://127.0.0.1:${s.port}/qdp`), body: "{}", keepAlive: false });
+        expect(r.body.toString()).toBe("{}");
+      }
+      const until = Date.now() + 2000;
+      while ((closedByServer < 3 || pool.open > 0) && Date.now() < until) await Bun.sleep(10);
+      expect(connections).toBe(3);
+      expect(closedByServer).toBe(3);
+      for (const h of heads) expect(h).toContain("\r\nconnection: close\r\n");
+      expect(pool.open).toBe(0);
+    } finally {
+      pool.close();
+      s.stop(true);
+    }
+  });
+
+  test("an answered keepAlive: false connection frees its slot at once; one the server never closes is closed within ~2 s", async () => {
+    const s = rawServer((w) => w("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}"));
+    const pool = createHttpClient({ maxPerOrigin: 1 });
+    try {
+      const t0 = performance.now();
+      for (let i = 0; i < 3; i++) {
+        const r = await pool.request({ method: "POST", url: new URL(`http://127.0.0.1:${s.port}/`), body: "{}", keepAlive: false });
+        expect(r.body.toString()).toBe("{}");
+      }
+      // Not queued behind the lingering connections (the server never closes them).
+      expect(performance.now() - t0).toBeLessThan(500);
+      expect(pool.open).toBe(3);
+      const until = Date.now() + 4000;
+      while (pool.open > 0 && Date.now() < until) await Bun.sleep(50);
+      expect(pool.open).toBe(0);
+    } finally {
+      pool.close();
+      s.stop(true);
+    }
   });
 
   test("an interim 100 Continue is skipped; a body that ends at close is read whole", async () => {

@@ -142,8 +142,12 @@ http {
   };
 }
 
-/** The forward file of qdp's bridge in scenario D: 2000 → the two backends, echo body schema. */
-export function writeBridgeFile(ctx: ServerContext, name: string): string {
+/**
+ * The forward file of qdp's bridge in scenario E: 2000 → the two backends, echo body schema,
+ * over HTTP (the backends' --http-socket ports) or over the uwsgi protocol (the very Unix
+ * sockets nginx's uwsgi row uses).
+ */
+export function writeBridgeFile(ctx: ServerContext, name: string, transport: "http" | "uwsgi" = "http"): string {
   if (!ctx.legacy) throw new Error("the legacy backends are not running");
   const path = join(ctx.tmp, `${name}.forward.json`);
   writeFileSync(
@@ -152,10 +156,11 @@ export function writeBridgeFile(ctx: ServerContext, name: string): string {
       {
         funcNos: "2000",
         name: "legacy.echo",
-        backends: ctx.legacy.urls,
+        backends: transport === "uwsgi" ? ctx.legacy.sockets.map((s) => `uwsgi://${s}`) : ctx.legacy.urls,
         path: "/qdp",
         maxInflight: 2000,
-        // uWSGI's --http-socket closes after each answer without saying so (see above).
+        // uWSGI's --http-socket closes after each answer without saying so (see above); the
+        // uwsgi protocol takes a connection per call whatever this says.
         keepAlive: false,
         input: {
           type: "object",

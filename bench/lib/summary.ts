@@ -71,13 +71,15 @@ export function writeSummary(): void {
   }
   const e = load("E");
   const eCase = e?.plan.cases[0];
-  for (const [ref, what] of [
-    ["nginx-uwsgi", "nginx hash → uwsgi"],
-    ["nginx-http", "nginx hash → HTTP"],
+  // The last line compares like with like: both fronts on the backends' uwsgi Unix sockets.
+  for (const [id, label, ref, what] of [
+    ["qdp-bridge-signed", "the signed bridge", "nginx-uwsgi", "nginx hash → uwsgi"],
+    ["qdp-bridge-signed", "the signed bridge", "nginx-http", "nginx hash → HTTP"],
+    ["qdp-bridge-uwsgi-signed", "the signed bridge → uwsgi", "nginx-uwsgi", "nginx hash → uwsgi"],
   ] as const) {
-    const bridge = e && eCase ? ratio(find(e, eCase.id, "qdp-bridge-signed"), find(e, eCase.id, ref)) : undefined;
+    const bridge = e && eCase ? ratio(find(e, eCase.id, id), find(e, eCase.id, ref)) : undefined;
     checks.push([
-      `E: the signed bridge ≥ 0.9× ${what}`,
+      `E: ${label} ≥ 0.9× ${what}`,
       bridge === undefined ? "–" : `${bridge.toFixed(3)}×`,
       verdict(bridge === undefined ? undefined : bridge >= 0.9),
     ]);

@@ -3,7 +3,9 @@
  * service") behind qdp's bridge and behind nginx with `hash $http_x_qdp_user`, 1,000 rotating
  * users, one run. nginx gets the envelope straight from the client (`POST /qdp`); qdp gets
  * `POST /api/2000` with `data`, checks it (signature, user, schema), builds the envelope and
- * forwards it to `backends[owner(user, 2)]` — the backend nginx's hash picks too.
+ * forwards it to `backends[owner(user, 2)]` — the backend nginx's hash picks too — over HTTP
+ * (the backends' --http-socket ports, nginx's HTTP row's transport) or over the uwsgi protocol
+ * (the same Unix sockets as nginx's uwsgi row).
  * The target: the bridge ≥ 0.9× nginx while adding signing, dispatch and validation.
  */
 import { fmt } from "../lib/render.ts";
@@ -38,6 +40,22 @@ export function planE(o: ScenarioOptions): ScenarioPlan {
       studyRef: "nginx-uwsgi",
       accent: true,
     },
+    {
+      id: "qdp-bridge-uwsgi",
+      label: "qdp bridge → uwsgi protocol (open)",
+      server: "qdp-bridge-uwsgi",
+      workload: rotatingUsers("/api/2000", ECHO_BODY),
+      studyRef: "nginx-uwsgi",
+      accent: true,
+    },
+    {
+      id: "qdp-bridge-uwsgi-signed",
+      label: "qdp bridge → uwsgi protocol, every call signed",
+      server: "qdp-bridge-uwsgi-signed",
+      workload: signedUsers(o.tmp, o.log, "/api/2000"),
+      studyRef: "nginx-uwsgi",
+      accent: true,
+    },
   ];
   return {
     id: "E",
@@ -50,6 +68,12 @@ export function planE(o: ScenarioOptions): ScenarioPlan {
       qdpServer("qdp-bridge", "qdp-server bridge (open)", (ctx) => ({ QDP_FORWARD_FILE: writeBridgeFile(ctx, "open") })),
       qdpServer("qdp-bridge-signed", "qdp-server bridge (signed)", (ctx) => ({
         QDP_FORWARD_FILE: writeBridgeFile(ctx, "signed"),
+        QDP_UAP_KEYS: `${BENCH_KEY.keyId}:${BENCH_KEY.secret}`,
+      })),
+      // The same Unix sockets as nginx's uwsgi row: the same transport on both sides.
+      qdpServer("qdp-bridge-uwsgi", "qdp-server bridge → uwsgi (open)", (ctx) => ({ QDP_FORWARD_FILE: writeBridgeFile(ctx, "uwsgi-open", "uwsgi") })),
+      qdpServer("qdp-bridge-uwsgi-signed", "qdp-server bridge → uwsgi (signed)", (ctx) => ({
+        QDP_FORWARD_FILE: writeBridgeFile(ctx, "uwsgi-signed", "uwsgi"),
         QDP_UAP_KEYS: `${BENCH_KEY.keyId}:${BENCH_KEY.secret}`,
       })),
     ],
@@ -71,7 +95,8 @@ export function reportE(r: ScenarioResult): void {
     "connection — for nginx's HTTP row as for qdp). nginx pins",
     "users with `hash $http_x_qdp_user` (the backend qdp's bridge picks too) and passes `POST /qdp` with the",
     "envelope; qdp takes `POST /api/2000` with `data`, checks the user, the JSON Schema of the input (and, in the",
-    "signed row, the UAP signature and replay), builds the envelope and forwards it.",
+    "signed rows, the UAP signature and replay), builds the envelope and forwards it — over HTTP, or in the",
+    "`→ uwsgi protocol` rows over the same Unix sockets as nginx's uwsgi row (one connection per call, like nginx).",
     "Flask answers `data`. Target: the bridge ≥ 0.9× nginx. wrk, nginx or qdp and both uWSGI",
     "processes share the machine's cores, so the front's CPU per call is taken from Flask's: that is what the",
     "ratio measures.",

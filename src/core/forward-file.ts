@@ -4,6 +4,11 @@
  * reads the file's text into a checked table; it reports every problem at once, naming the entry
  * (and, for overlaps, both entries), like the configuration does. Pure TypeScript.
  *
+ * Backends are `http://` or `https://` base URLs (the contract), or — an extension beyond
+ * CONTRACT.md §8 — `uwsgi://host:port` or `uwsgi:///absolute/path.sock`: the native uwsgi
+ * protocol nginx's `uwsgi_pass` speaks, so qdp can stand in front of Python processes that
+ * already listen on uwsgi sockets for nginx without reconfiguring them.
+ *
  * ```json
  * [{"funcNos": "2000-2099", "name": "legacy.pricing",
  *   "backends": ["http://127.0.0.1:9001", "http://127.0.0.1:9002"], "path": "/qdp",
@@ -22,7 +27,8 @@ export interface ForwardEntry {
   /** Dotted name, like a local service's (`legacy.pricing`); shown in Swagger and stats. */
   readonly name: string;
   /**
-   * Base URLs, without a trailing slash. A user's calls go to
+   * Base URLs, without a trailing slash (`http://…`, `https://…`, `uwsgi://host:port`,
+   * `uwsgi:///path.sock`; see {@link backendAddress}). A user's calls go to
    * `backends[ownerOf(user, backends.length)]`: pinning is by position, so reordering,
    * adding or removing a backend moves users (as it did with SessionManager).
    */
@@ -34,7 +40,8 @@ export interface ForwardEntry {
   /**
    * Reuse connections to the backends (default true). `false` opens one per call: for servers
    * that close a connection after each answer without saying so (uWSGI's `--http-socket`),
-   * where a reused connection would fail with a reset.
+   * where a reused connection would fail with a reset. uwsgi backends always take one
+   * connection per call (the protocol closes after each answer), whatever this says.
    */
   readonly keepAlive: boolean;
   /** JSON Schema of `data`, validated like a local function's input; absent = anything. */
@@ -115,8 +122,10 @@ function parseEntry(raw: unknown, index: number, source: string, problems: strin
   if (typeof range === "string") problems.push(`${named}: "funcNos" ${range}`);
 
   const backends: string[] = [];
+  // URL → its index in the file (a bad URL before a duplicate must not shift the index named).
+  const seen = new Map<string, number>();
   if (!Array.isArray(o.backends) || o.backends.length === 0) {
-    problems.push(`${named}: "backends" must be a non-empty array of http:// or https:// URLs`);
+    problems.push(`${named}: "backends" must be a non-empty array of http://, https:// or uwsgi:// URLs`);
   } else {
     o.backends.forEach((b, i) => {
       const url = backendUrl(b);
@@ -124,8 +133,9 @@ function parseEntry(raw: unknown, index: number, source: string, problems: strin
         problems.push(`${named}: backends[${i}] ${JSON.stringify(b)}: ${typeof url === "string" ? url.slice(1) : "expected a URL string"}`);
         return;
       }
-      const dup = backends.indexOf(url);
-      if (dup >= 0) problems.push(`${named}: backends[${dup}] and backends[${i}] are the same URL ${url}`);
+      const dup = seen.get(url);
+      if (dup !== undefined) problems.push(`${named}: backends[${dup}] and backends[${i}] are the same URL ${url}`);
+      else seen.set(url, i);
       backends.push(url);
     });
   }
@@ -182,16 +192,60 @@ function parseRange(v: unknown): { from: number; to: number } | string {
 /** The normalised base URL, or `!why` when it is not one we can forward to. */
 function backendUrl(v: unknown): string | null {
   if (typeof v !== "string") return null;
+  if (v.startsWith("uwsgi:")) return uwsgiUrl(v);
   let u: URL;
   try {
     u = new URL(v);
   } catch {
     return "!not a URL";
   }
-  if (u.protocol !== "http:" && u.protocol !== "https:") return `!expected an http:// or https:// URL`;
+  if (u.protocol !== "http:" && u.protocol !== "https:") return `!expected an http://, https:// or uwsgi:// URL`;
   if (u.username !== "" || u.password !== "") return "!credentials in the URL are not supported";
   if (u.search !== "" || u.hash !== "" || v.includes("?") || v.includes("#")) return '!no query or fragment: the entry\'s "path" is appended to the URL';
   return `${u.protocol}//${u.host}${u.pathname.replace(/\/+$/, "")}`;
+}
+
+/** Longest Unix socket path Linux accepts (sun_path is 108 bytes with the terminating NUL). */
+const MAX_UNIX_PATH = 107;
+const UWSGI_FORMS = "uwsgi://host:port or uwsgi:///absolute/path.sock";
+
+/** `uwsgi://host:port` or `uwsgi:///absolute/path.sock`, normalised, or `!why`. */
+function uwsgiUrl(v: string): string {
+  if (v.includes("?") || v.includes("#")) return "!no query or fragment in a uwsgi URL: the entry's \"path\" is the request's REQUEST_URI";
+  if (!v.startsWith("uwsgi://")) return `!a Unix socket needs an absolute path: expected ${UWSGI_FORMS}`;
+  const rest = v.slice("uwsgi://".length);
+  if (rest.startsWith("/")) {
+    if (rest.endsWith("/")) return "!a Unix socket path cannot end with /";
+    if (/[\0\r\n]/.test(rest)) return "!control character in the socket path";
+    const bytes = new TextEncoder().encode(rest).length;
+    if (bytes > MAX_UNIX_PATH) return `!the socket path has ${bytes} bytes; Unix sockets allow at most ${MAX_UNIX_PATH}`;
+    return `uwsgi://${rest}`;
+  }
+  if (rest.includes("@")) return "!credentials in the URL are not supported";
+  const m = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::(\d{1,6}))?(\/.*)?$/.exec(rest);
+  if (m === null) return `!expected ${UWSGI_FORMS}`;
+  if (m[2] === undefined) return `!a TCP address needs a port and a Unix socket an absolute path: expected ${UWSGI_FORMS}`;
+  const port = Number(m[2]);
+  if (port < 1 || port > 65535) return `!port ${m[2]} is out of range (1-65535)`;
+  if (m[3] !== undefined && m[3] !== "/") return "!no path after host:port in a uwsgi URL: the entry's \"path\" is the request's REQUEST_URI";
+  return `uwsgi://${m[1]!.toLowerCase()}:${port}`;
+}
+
+/** Where a checked backend URL sends its calls. */
+export type BackendAddress =
+  | { readonly protocol: "http"; readonly url: string }
+  | { readonly protocol: "uwsgi"; readonly unix: string }
+  | { readonly protocol: "uwsgi"; readonly hostname: string; readonly port: number };
+
+/** How to reach a backend of a checked entry (`ForwardEntry.backends[i]`). */
+export function backendAddress(url: string): BackendAddress {
+  if (!url.startsWith("uwsgi://")) return { protocol: "http", url };
+  const rest = url.slice("uwsgi://".length);
+  if (rest.startsWith("/")) return { protocol: "uwsgi", unix: rest };
+  const colon = rest.lastIndexOf(":");
+  const host = rest.slice(0, colon);
+  // The socket wants an IPv6 address without its brackets.
+  return { protocol: "uwsgi", hostname: host.startsWith("[") ? host.slice(1, -1) : host, port: Number(rest.slice(colon + 1)) };
 }
 
 /** Every pair of entries whose ranges share a number, naming both. */

@@ -11,11 +11,13 @@
  * for HEAD/1xx/204/304, `https:` through Bun's TLS sockets, abort through an `AbortSignal`.
  * A reset or EOF before the response is whole is an error. One retry, and only where the
  * request cannot have been processed: a GET or HEAD on a reused connection that closed before
- * any byte of the answer (the server closed it while idle).
+ * any byte of the answer (the server closed it while idle). Every error says what went wrong
+ * as a {@link UpstreamFailure}, so that a caller can tell a server that is not there (the bridge
+ * marks a backend down) from one that dropped a connection (only that call fails).
  */
-import type { Socket } from "bun";
+import type { Socket, SocketHandler } from "bun";
 import { Buffer } from "node:buffer";
-import { FramingError, parseChunked, parseResponseHead, type ResponseHead } from "../core/http1.ts";
+import { ResponseReader } from "../core/http1-response.ts";
 import { writeAll, writePending } from "../core/pending-writes.ts";
 
 export interface HttpRequest {
@@ -25,6 +27,11 @@ export interface HttpRequest {
   headers?: Record<string, string>;
   body?: string | Uint8Array;
   signal?: AbortSignal;
+  /**
+   * `false`: send `Connection: close` and never reuse the connection, for servers that close
+   * after every answer without saying so (uWSGI's `--http-socket`). Default true.
+   */
+  keepAlive?: boolean;
 }
 
 export interface HttpResponse {
@@ -52,28 +59,41 @@ export interface HttpClient {
   close(): void;
 }
 
+/**
+ * What went wrong with an upstream request:
+ * - `connect`: the connection could not be opened (refused, unreachable, no such Unix socket);
+ *   nothing was sent, the server is not there.
+ * - `closed-before-answer`: the connection closed before any byte of the answer.
+ * - `closed-mid-answer`: it closed after part of the answer.
+ * - `bad-answer`: the answer is not HTTP/1.x, is too large, or has bytes after its end.
+ * - `bad-request`: the request cannot be sent (an unsupported URL, a field the protocol cannot carry).
+ * - `aborted`: the caller's signal ended it.
+ */
+export type UpstreamFailure = "connect" | "closed-before-answer" | "closed-mid-answer" | "bad-answer" | "bad-request" | "aborted";
+
 /** An upstream connection failed or answered something that is not HTTP/1.1. */
 export class UpstreamHttpError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
+  constructor(
+    message: string,
+    readonly kind: UpstreamFailure,
+    options?: { cause?: unknown },
+  ) {
     super(message, options);
     this.name = "UpstreamHttpError";
   }
 }
 
 interface Exchange {
-  method: string;
   resolve(res: HttpResponse): void;
   reject(err: unknown): void;
-  /** Bytes of the answer seen so far (0 = the server never started answering). */
-  received: number;
-  head: ResponseHead | null;
-  bodyAt: number;
+  reader: ResponseReader;
+  /** The connection may serve another request after this one (the request's `keepAlive`). */
+  reuse: boolean;
 }
 
 interface Conn {
   socket: Socket<Conn>;
   origin: Origin;
-  buf: Buffer | null;
   out: Uint8Array | null;
   exchange: Exchange | null;
   /** Served a request before (a failure before any answer may be a stale keep-alive). */
@@ -102,9 +122,12 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
   const maxResponseBytes = options.maxResponseBytes ?? 16 * 1024 * 1024;
   const origins = new Map<string, Origin>();
   let open = 0;
+  /** Connections done with, waiting for the server to close them (see onData). */
+  const closing = new Set<Conn>();
 
   const sweeper = setInterval(() => {
     const now = Date.now();
+    for (const c of closing) if (now - c.idleSince > SWEEP_MS) c.socket.terminate();
     for (const o of origins.values()) {
       while (o.idle.length > 0 && now - o.idle[0]!.idleSince > idleMs) o.idle.shift()!.socket.end();
     }
@@ -113,7 +136,7 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
 
   function originOf(url: URL): Origin {
     const tls = url.protocol === "https:";
-    if (!tls && url.protocol !== "http:") throw new UpstreamHttpError(`unsupported URL scheme ${url.protocol}`);
+    if (!tls && url.protocol !== "http:") throw new UpstreamHttpError(`unsupported URL scheme ${url.protocol}`, "bad-request");
     const port = url.port === "" ? (tls ? 443 : 80) : Number(url.port);
     const key = `${url.protocol}//${url.hostname}:${port}`;
     let o = origins.get(key);
@@ -125,37 +148,41 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
     return o;
   }
 
+  // One handlers object for every connection (the connection is the socket's data): Bun then
+  // sets up no handler state per connect, which a bridge with a connection per call pays often.
+  const handlers: SocketHandler<Conn> = {
+    data(s, chunk) {
+      onData(s.data, chunk);
+    },
+    drain(s) {
+      writePending(s, s.data);
+    },
+    close(s) {
+      onClose(s.data, null);
+    },
+    error(s, err) {
+      onClose(s.data, err);
+    },
+    connectError(s, err) {
+      onClose(s.data, err);
+    },
+  };
+
   async function connect(o: Origin): Promise<Conn> {
     o.open++;
     open++;
-    const conn = { origin: o, buf: null, out: null, exchange: null, reused: false, idleSince: 0, closed: false } as unknown as Conn;
+    const conn = { origin: o, out: null, exchange: null, reused: false, idleSince: 0, closed: false } as unknown as Conn;
     try {
       conn.socket = await Bun.connect<Conn>({
         hostname: o.hostname,
         port: o.port,
         tls: o.tls ? { serverName: o.hostname, ...(options.ca === undefined ? {} : { ca: options.ca }) } : undefined,
         data: conn,
-        socket: {
-          data(_s, chunk) {
-            onData(conn, chunk);
-          },
-          drain() {
-            writePending(conn.socket, conn);
-          },
-          close() {
-            onClose(conn, null);
-          },
-          error(_s, err) {
-            onClose(conn, err);
-          },
-          connectError(_s, err) {
-            onClose(conn, err);
-          },
-        },
+        socket: handlers,
       });
     } catch (err) {
       onClose(conn, err);
-      throw new UpstreamHttpError(`cannot connect to ${o.key}: ${(err as Error).message}`, { cause: err });
+      throw new UpstreamHttpError(`cannot connect to ${o.key}: ${(err as Error).message}`, "connect", { cause: err });
     }
     return conn;
   }
@@ -164,7 +191,14 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
   function acquire(o: Origin, signal: AbortSignal | undefined): Conn | Promise<Conn> {
     while (o.idle.length > 0) {
       const c = o.idle.pop()!;
-      if (!c.closed) return c;
+      if (c.closed) continue;
+      // Idle past idleMs (the sweeper has not come by yet): the server may be closing it now;
+      // the newest idle connection is popped first, so the rest are older still.
+      if (Date.now() - c.idleSince > idleMs) {
+        c.socket.end();
+        continue;
+      }
+      return c;
     }
     if (o.open < maxPerOrigin) return connect(o);
     return new Promise<Conn>((resolve, reject) => {
@@ -201,18 +235,19 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
   function onClose(c: Conn, err: unknown): void {
     if (c.closed) return;
     c.closed = true;
-    c.origin.open--;
     open--;
+    // A lingering connection gave its slot back when its answer was whole.
+    if (closing.delete(c)) return;
+    c.origin.open--;
     const ex = c.exchange;
     c.exchange = null;
     if (ex !== null) {
       // A close-delimited body ends here, cleanly.
-      if (ex.head !== null && ex.head.body.kind === "close")
-        ex.resolve({ status: ex.head.status, headers: ex.head.headers, body: c.buf === null ? Buffer.alloc(0) : c.buf.subarray(ex.bodyAt) });
-      else
-        ex.reject(
-          new UpstreamHttpError(ex.received === 0 ? "connection closed before any answer" : "connection closed mid-response", { cause: err ?? undefined }),
-        );
+      const res = ex.reader.atClose();
+      if (res !== null) ex.resolve(res);
+      else if (ex.reader.received === 0)
+        ex.reject(new UpstreamHttpError("connection closed before any answer", "closed-before-answer", { cause: err ?? undefined }));
+      else ex.reject(new UpstreamHttpError("connection closed mid-response", "closed-mid-answer", { cause: err ?? undefined }));
     }
     // A slot freed: a queued request may open a connection of its own.
     const w = c.origin.waiters.shift();
@@ -226,64 +261,38 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
       c.socket.terminate();
       return;
     }
-    ex.received += chunk.length;
-    c.buf = c.buf === null ? chunk : Buffer.concat([c.buf, chunk]);
+    let res: HttpResponse & { keepAlive: boolean };
     try {
-      if (ex.head === null) {
-        const got = parseResponseHead(c.buf, 0, ex.method);
-        if (got === null) return;
-        ex.head = got.head;
-        ex.bodyAt = got.bodyAt;
-        if (ex.head.status >= 100 && ex.head.status < 200) {
-          // An interim answer (100 Continue): drop it and read the real one.
-          c.buf = c.buf.length > got.bodyAt ? c.buf.subarray(got.bodyAt) : null;
-          ex.head = null;
-          if (c.buf !== null) onData(c, Buffer.alloc(0));
-          return;
-        }
-      }
-      const head = ex.head;
-      const buf = c.buf;
-      let body: Buffer;
-      let end: number;
-      switch (head.body.kind) {
-        case "none":
-          body = Buffer.alloc(0);
-          end = ex.bodyAt;
-          break;
-        case "length":
-          if (head.body.length > maxResponseBytes) throw new FramingError(413, `response body over ${maxResponseBytes} bytes`);
-          end = ex.bodyAt + head.body.length;
-          if (buf.length < end) return;
-          body = buf.subarray(ex.bodyAt, end);
-          break;
-        case "chunked": {
-          const chunked = parseChunked(buf, ex.bodyAt, maxResponseBytes);
-          if (chunked === null) return;
-          body = chunked.body;
-          end = chunked.end;
-          break;
-        }
-        case "close":
-          if (buf.length - ex.bodyAt > maxResponseBytes) throw new FramingError(413, `response body over ${maxResponseBytes} bytes`);
-          return; // ends at close (onClose)
-      }
-      if (buf.length > end) throw new FramingError(400, "bytes after the response");
-      c.buf = null;
-      c.exchange = null;
-      ex.resolve({ status: head.status, headers: head.headers, body });
-      if (head.keepAlive) release(c);
-      else c.socket.end();
+      const got = ex.reader.push(chunk);
+      if (got === null) return;
+      res = got;
     } catch (err) {
       c.exchange = null;
       c.socket.terminate();
-      ex.reject(new UpstreamHttpError(`bad response from ${c.origin.key}: ${(err as Error).message}`, { cause: err }));
+      ex.reject(new UpstreamHttpError(`bad response from ${c.origin.key}: ${(err as Error).message}`, "bad-answer", { cause: err }));
+      return;
+    }
+    c.exchange = null;
+    ex.resolve(res);
+    if (res.keepAlive && ex.reuse) release(c);
+    else {
+      // The server closes after this answer (it said so, or it must, having been sent
+      // `Connection: close`): let it close first, so that the TIME_WAIT state is the server's
+      // and not one more of this host's ephemeral ports — a bridge that opens a connection per
+      // call would otherwise tie up thousands of them. A server that does not close is closed
+      // by the sweeper a second later.
+      // Its slot is free now: the answer is whole, only the close is left.
+      c.idleSince = Date.now();
+      closing.add(c);
+      c.origin.open--;
+      c.origin.waiters.shift()?.take(null);
     }
   }
 
   function encode(req: HttpRequest, o: Origin): Uint8Array {
     let head = `${req.method} ${req.url.pathname}${req.url.search} HTTP/1.1\r\nhost: ${o.host}\r\n`;
     for (const name in req.headers) head += `${name}: ${req.headers[name]}\r\n`;
+    if (req.keepAlive === false) head += "connection: close\r\n";
     const body = req.body === undefined ? null : typeof req.body === "string" ? Buffer.from(req.body) : req.body;
     if (body !== null || req.method === "POST" || req.method === "PUT" || req.method === "PATCH") head += `content-length: ${body?.length ?? 0}\r\n`;
     head += "\r\n";
@@ -296,21 +305,21 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
     const wasReused = c.reused;
     if (req.signal?.aborted) {
       release(c);
-      throw req.signal.reason ?? new UpstreamHttpError("request aborted");
+      throw req.signal.reason ?? new UpstreamHttpError("request aborted", "aborted");
     }
     const onAbort = () => c.socket.terminate();
     req.signal?.addEventListener("abort", onAbort, { once: true });
     try {
       const res = await new Promise<HttpResponse>((resolve, reject) => {
-        c.exchange = { method: req.method, resolve, reject, received: 0, head: null, bodyAt: 0 };
+        c.exchange = { resolve, reject, reader: new ResponseReader(req.method, maxResponseBytes), reuse: req.keepAlive !== false };
         if (c.closed) onClose(c, null);
         else writeAll(c.socket, c, encode(req, o));
       });
       return { res };
     } catch (err) {
-      if (req.signal?.aborted) throw req.signal.reason ?? new UpstreamHttpError("request aborted");
+      if (req.signal?.aborted) throw req.signal.reason ?? new UpstreamHttpError("request aborted", "aborted");
       const idempotent = req.method === "GET" || req.method === "HEAD";
-      if (wasReused && idempotent && err instanceof UpstreamHttpError && err.message === "connection closed before any answer") return { stale: true };
+      if (wasReused && idempotent && err instanceof UpstreamHttpError && err.kind === "closed-before-answer") return { stale: true };
       throw err;
     } finally {
       req.signal?.removeEventListener("abort", onAbort);
@@ -325,13 +334,15 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
       // The server closed a kept-alive connection as we reused it; the GET never reached it.
       const second = await once(req, o);
       if (second.res !== undefined) return second.res;
-      throw new UpstreamHttpError(`connection to ${o.key} closed before any answer, twice`);
+      throw new UpstreamHttpError(`connection to ${o.key} closed before any answer, twice`, "closed-before-answer");
     },
     get open() {
       return open;
     },
     close() {
       clearInterval(sweeper);
+      for (const c of closing) c.socket.terminate();
+      closing.clear();
       for (const o of origins.values()) {
         for (const c of o.idle) c.socket.terminate();
         o.idle = [];

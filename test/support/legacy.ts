@@ -1,7 +1,8 @@
 /**
  * The old stack's real parts for the bridge tests: test/fixtures/legacy_app.py (Flask) served by
  * uWSGI from Debian's packages, one process per backend on a free loopback port, HTTP/1.1 with
- * keep-alive (`--http11-socket`). No master process, so the pid that answers is the pid we
+ * keep-alive (`--http11-socket`) — or, with `{ uwsgi: true }`, on a Unix socket speaking the
+ * uwsgi protocol (`--socket`, what nginx's uwsgi_pass talks to). No master process, so the pid that answers is the pid we
  * started and can kill. Missing packages are installed with apt-get; where that is impossible
  * the caller skips with the reason — except in CI (process.env.CI), where it fails.
  */
@@ -9,6 +10,7 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import { uwsgiRequest } from "../../src/upstream/uwsgi-client.ts";
 import { freePort, ROOT } from "./cluster.ts";
 
 export const LEGACY_PACKAGES = ["uwsgi-core", "uwsgi-plugin-python3", "python3-flask"];
@@ -43,7 +45,9 @@ export function ensureLegacyStack(): string | null {
 }
 
 export interface LegacyBackend {
+  /** `http://127.0.0.1:<port>`, or `uwsgi:///<dir>/app.sock` */
   url: string;
+  /** The HTTP port (0 for a uwsgi socket). */
   port: number;
   /** The uWSGI process that serves every call (no master). */
   pid: number;
@@ -56,18 +60,28 @@ export interface LegacyBackend {
   stop(): Promise<void>;
 }
 
+/** GET `path` of a backend, over HTTP or the uwsgi protocol; the JSON answer. */
+async function getJson(url: string, path: string): Promise<{ status: number; json: unknown }> {
+  if (url.startsWith("uwsgi://")) {
+    const r = await uwsgiRequest({ address: { unix: url.slice("uwsgi://".length) }, method: "GET", uri: path, headers: {}, body: new Uint8Array(0) });
+    return { status: r.status, json: JSON.parse(r.body.toString()) };
+  }
+  const r = await fetch(url + path);
+  return { status: r.status, json: await r.json() };
+}
+
 /** Starts one uWSGI + Flask backend and waits until it answers. */
-export async function startLegacyBackend(): Promise<LegacyBackend> {
-  const port = freePort();
+export async function startLegacyBackend(opts: { uwsgi?: boolean } = {}): Promise<LegacyBackend> {
   const dir = mkdtempSync(join(tmpdir(), "qdp-legacy-"));
+  const port = opts.uwsgi ? 0 : freePort();
+  const sock = join(dir, "app.sock");
   let out = "";
   const proc = Bun.spawn(
     [
       "uwsgi",
       "--plugins",
       "python3",
-      "--http11-socket",
-      `127.0.0.1:${port}`,
+      ...(opts.uwsgi ? ["--socket", sock] : ["--http11-socket", `127.0.0.1:${port}`]),
       "--chdir",
       FIXTURES,
       "--wsgi-file",
@@ -91,7 +105,7 @@ export async function startLegacyBackend(): Promise<LegacyBackend> {
   };
   void pump(proc.stdout);
   void pump(proc.stderr);
-  const url = `http://127.0.0.1:${port}`;
+  const url = opts.uwsgi ? `uwsgi://${sock}` : `http://127.0.0.1:${port}`;
   const backend: LegacyBackend = {
     url,
     port,
@@ -99,8 +113,7 @@ export async function startLegacyBackend(): Promise<LegacyBackend> {
     proc,
     output: () => out,
     async count() {
-      const r = await fetch(`${url}/count`);
-      return ((await r.json()) as { calls: number }).calls;
+      return ((await getJson(url, "/count")).json as { calls: number }).calls;
     },
     async kill() {
       proc.kill("SIGKILL");
@@ -119,8 +132,7 @@ export async function startLegacyBackend(): Promise<LegacyBackend> {
   const until = Date.now() + 20_000;
   for (;;) {
     try {
-      const r = await fetch(`${url}/count`);
-      if (r.status === 200) break;
+      if ((await getJson(url, "/count")).status === 200) break;
     } catch {}
     if (proc.exitCode !== null || Date.now() > until) {
       await backend.stop();
