@@ -80,7 +80,13 @@ if (values.serve !== undefined) {
       spawnManaged({ name: `${level}-${i}`, logDir: join(tmp, level), cmd: [process.execPath, import.meta.path, "--serve", level, "--port", String(port)] }),
     );
     await waitForHttp(`http://127.0.0.1:${port}/api/1000`, { init: { method: "POST", body: ECHO_BODY }, timeoutMs: 30_000 });
-    return { id: level, baseUrl: `http://127.0.0.1:${port}`, roots: procs.map((p) => p.pid), alive: () => true, stop: async () => Promise.all(procs.map((p) => stopManaged(p))).then(() => {}) };
+    return {
+      id: level,
+      baseUrl: `http://127.0.0.1:${port}`,
+      roots: procs.map((p) => p.pid),
+      alive: () => true,
+      stop: async () => Promise.all(procs.map((p) => stopManaged(p))).then(() => {}),
+    };
   }
 
   const ctx = { tmp, nginxWorkers: "auto" };
@@ -109,7 +115,9 @@ if (values.serve !== undefined) {
         const r = results.get(s.id)!;
         r.rps.push(result.rps);
         r.us.push(((cpuSeconds(tree) - cpu0) / result.requests) * 1e6);
-        console.log(`round ${round + 1}: ${s.id.padEnd(10)} ${Math.round(result.rps).toLocaleString("en-US").padStart(8)} req/s  ${r.us.at(-1)!.toFixed(1)} µs/req`);
+        console.log(
+          `round ${round + 1}: ${s.id.padEnd(10)} ${Math.round(result.rps).toLocaleString("en-US").padStart(8)} req/s  ${r.us.at(-1)!.toFixed(1)} µs/req`,
+        );
       }
     }
   } finally {
@@ -118,6 +126,7 @@ if (values.serve !== undefined) {
   const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
   const bare = median(results.get("bare")!.rps);
   console.log(`\n| server | req/s (median) | × bare | server CPU µs/req |\n| --- | ---: | ---: | ---: |`);
-  for (const [id, r] of results) console.log(`| ${id} | ${Math.round(median(r.rps)).toLocaleString("en-US")} | ${(median(r.rps) / bare).toFixed(2)}× | ${median(r.us).toFixed(1)} |`);
+  for (const [id, r] of results)
+    console.log(`| ${id} | ${Math.round(median(r.rps)).toLocaleString("en-US")} | ${(median(r.rps) / bare).toFixed(2)}× | ${median(r.us).toFixed(1)} |`);
   await cleanupAll();
 }

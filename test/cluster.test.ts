@@ -2,6 +2,7 @@
  * The cluster runtime with real processes and sockets: reusePort workers, respawn at the same
  * index with back-off, no orphans, graceful stop, rolling reload under load, config refusal.
  */
+import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { alive, BUN, call, ROOT, startCluster, type Cluster } from "./support/cluster.ts";
 import { startUpstream } from "./support/upstream.ts";
@@ -56,6 +57,13 @@ describe("a running cluster", () => {
       edges.add(r.headers.get("x-qdp-edge")!);
     }
     expect([...edges].sort()).toEqual(["0", "1"]);
+  });
+
+  test("workers keep freed memory for reuse (MIMALLOC_PURGE_DELAY=-1 from QDP_MALLOC_PURGE_MS's default)", async () => {
+    for (const w of (await c.stats()).workers) {
+      const environ = readFileSync(`/proc/${w.pid}/environ`, "utf8").split("\0");
+      expect(environ).toContain("MIMALLOC_PURGE_DELAY=-1");
+    }
   });
 
   test("health, readiness and the contract headers on every response", async () => {

@@ -83,6 +83,16 @@ describe("values", () => {
     expect(loadConfig({ QDP_WORKER_BUN_ARGS: " --smol  --cpu-prof-md " }, 1).workerBunArgs).toEqual(["--smol", "--cpu-prof-md"]);
   });
 
+  test("freed memory is kept by default; QDP_MALLOC_PURGE_MS gives it back after that many ms", () => {
+    expect(loadConfig({}, 1).mallocPurgeMs).toBe(-1);
+    expect(loadConfig({ QDP_MALLOC_PURGE_MS: "10" }, 1).mallocPurgeMs).toBe(10);
+  });
+
+  test("the upstream pool allows a connection per call in flight unless QDP_UPSTREAM_MAX_CONNECTIONS says less", () => {
+    expect(loadConfig({ QDP_MAX_INFLIGHT: "5000" }, 1).upstreamMaxConnections).toBe(5000);
+    expect(loadConfig({ QDP_MAX_INFLIGHT: "5000", QDP_UPSTREAM_MAX_CONNECTIONS: "64" }, 1).upstreamMaxConnections).toBe(64);
+  });
+
   test("a MongoDB URL is accepted with its protocol", () => {
     const c = loadConfig({ QDP_MONGO_URL: "mongodb://db:27017/qdp" }, 1);
     expect(c).toMatchObject({ mongoUrl: "mongodb://db:27017/qdp" });
@@ -100,6 +110,8 @@ describe("bad values", () => {
     ["QDP_MONGO_URL", "http://x"],
     ["QDP_INSECURE", "maybe"],
     ["QDP_WORKER_BUN_ARGS", "oops"],
+    ["QDP_MALLOC_PURGE_MS", "-2"],
+    ["QDP_UPSTREAM_MAX_CONNECTIONS", "0"],
     ["QDP_TIMEOUT_MS", "0"],
     ["QDP_MONGO_W", "most"],
     ["QDP_HOST", "bad host!"],

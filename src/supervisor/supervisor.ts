@@ -140,6 +140,8 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
         // unless the operator set it.
         BUN_CONFIG_MAX_HTTP_REQUESTS: String(Math.min(65_535, Math.max(256, config.maxInflight * 2))),
         ...process.env,
+        // Bun's allocator reads this at start: -1 keeps freed memory for reuse (QDP_MALLOC_PURGE_MS).
+        MIMALLOC_PURGE_DELAY: String(config.mallocPurgeMs),
         QDP_PORT: String(config.port),
         QDP_RUNTIME_DIR: config.runtimeDir,
         QDP_WORKERS: String(config.workers),
