@@ -1,46 +1,88 @@
 /**
- * Structured JSON logs, one object per line on stdout. Lines are buffered and flushed once per
- * tick through Bun's async stdout sink, so logging never blocks the event loop; if the reader
- * falls far behind, lines are dropped and counted rather than growing memory without bound.
+ * Structured JSON logs, one object per line on stdout, through Bun's async stdout sink, so
+ * logging never blocks the event loop; if the reader falls far behind, lines are dropped and
+ * counted rather than growing memory without bound.
+ *
+ * When lines are written: warn and error lines at the end of their tick; info and debug lines
+ * (the access log: one per call) within {@link LAZY_FLUSH_MS}, or as soon as
+ * {@link LAZY_FLUSH_BYTES} are waiting. One write per tick cost ~8 µs per call at -c100
+ * (bench/ladder.ts: 38.9 vs 30.9 µs with the access log off) — a system call for every few
+ * calls; batching by time makes it one per many hundred. A worker killed with -9 loses at
+ * most the last {@link LAZY_FLUSH_MS} of info lines; a graceful exit flushes everything.
  */
+import { writeSync } from "node:fs";
 import type { LogLevel } from "../core/config.ts";
 import type { Logger } from "../services/types.ts";
 
 const LEVELS: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 const MAX_BUFFERED = 4 * 1024 * 1024;
+/** Longest an info line waits for its write. */
+export const LAZY_FLUSH_MS = 50;
+/** Bytes of waiting lines that are written at once, whatever their level. */
+const LAZY_FLUSH_BYTES = 64 * 1024;
 
 const sink = Bun.stdout.writer();
+/**
+ * Lines waiting for the next flush. Kept here, not in the sink: Bun's FileSink writes to the
+ * file descriptor on every `write()` it is given (strace: one write(2) per call with the
+ * access log on), so lines are joined and handed over once per flush.
+ */
+let waiting: string[] = [];
 let buffered = 0;
 let dropped = 0;
 let scheduled = false;
+let lazy: Timer | null = null;
 
 function flush(): void {
   scheduled = false;
+  if (lazy !== null) {
+    clearTimeout(lazy);
+    lazy = null;
+  }
   if (dropped > 0) {
-    const line = JSON.stringify({ t: new Date().toISOString(), level: "warn", msg: "log lines dropped", dropped }) + "\n";
+    waiting.push(JSON.stringify({ t: new Date().toISOString(), level: "warn", msg: "log lines dropped", dropped }) + "\n");
     dropped = 0;
-    sink.write(line);
   }
   buffered = 0;
+  if (waiting.length === 0) return;
+  sink.write(waiting.length === 1 ? waiting[0]! : waiting.join(""));
+  waiting = [];
   const r = sink.flush();
   if (r instanceof Promise) r.catch(() => {});
 }
 
-function emit(line: string): void {
+function emit(line: string, urgent: boolean): void {
   if (buffered > MAX_BUFFERED) {
     dropped++;
     return;
   }
   buffered += line.length;
-  sink.write(line);
-  if (!scheduled) {
+  waiting.push(line);
+  if (scheduled) return;
+  if (urgent || buffered >= LAZY_FLUSH_BYTES) {
     scheduled = true;
     setImmediate(flush);
+  } else if (lazy === null) {
+    lazy = setTimeout(flush, LAZY_FLUSH_MS);
+    lazy.unref();
   }
 }
 
+// A process that exits without flushLogs (process.exit on a lost supervisor) still writes the
+// lines that were waiting for their timer: synchronously, the only way left in an exit handler.
+process.on("exit", () => {
+  if (waiting.length === 0) return;
+  try {
+    writeSync(1, waiting.join(""));
+  } catch {
+    // stdout is gone: nothing to tell
+  }
+  waiting = [];
+});
+
 /** Flushes what is buffered (before exit). */
 export async function flushLogs(): Promise<void> {
+  flush();
   await sink.flush();
 }
 
@@ -106,6 +148,7 @@ export function createAccessWriter(level: LogLevel, base: { worker: number; pid:
   return (e) => {
     emit(
       `{"t":"${timestamp()}${head}${str(e.requestId)},"func":${e.func},"name":${str(e.name)},"user":${str(e.user)},"status":${e.status},"code":${str(e.code)},"ms":${e.ms},"edge":${e.edge},"owner":${e.owner},"ip":${str(e.ip)},"keyId":${str(e.keyId)},"traceId":${str(e.traceId)},"route":"${e.route}"${e.sample === undefined ? "" : `,"sample":${e.sample}`}}\n`,
+      false,
     );
   };
 }
@@ -121,7 +164,7 @@ export function createLogger(level: LogLevel, base: Record<string, unknown> = {}
     } catch {
       line = JSON.stringify({ t: timestamp(), level: lvl, msg, ...base, note: "fields not serialisable" });
     }
-    emit(line + "\n");
+    emit(line + "\n", LEVELS[lvl] >= LEVELS.warn);
   };
   return {
     debug: log("debug"),
