@@ -1,7 +1,7 @@
 /**
  * Where a worker's CPU goes under one of bench A's workloads: `bun bench/profile.ts [nohop|users|signed|signed-off|quote]
  * [--seconds 8] [--connections 100] [--top 40] [--keep dir]
- * [--no-profile] [--perf] [--strace]`. Starts a 2-worker cluster with Bun's sampling profiler in
+ * [--no-profile] [--perf] [--strace] [--upstream-ms N]`. Starts a 2-worker cluster with Bun's sampling profiler in
  * every worker (QDP_WORKER_BUN_ARGS=--cpu-prof-md), drives it with wrk, stops it gracefully (the
  * profile is written at exit), and prints the profile's top functions by self time plus the
  * workers' CPU per request (from /proc, so the profiler's own overhead is in it: compare runs of
@@ -20,6 +20,7 @@ const { values, positionals } = parseArgs({
   args: Bun.argv.slice(2),
   allowPositionals: true,
   options: {
+    "upstream-ms": { type: "string", default: "0" },
     strace: { type: "boolean", default: false },
     "no-profile": { type: "boolean", default: false },
     perf: { type: "boolean", default: false },
@@ -40,7 +41,17 @@ const profDir = join(tmp, "prof");
 const log = (line: string) => console.log(line);
 // demo.quote's two upstream calls go to an upstream that answers at once (in this process, so
 // its CPU is not the workers'); records go to the default embedded store.
-const upstream = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => Response.json({ price: 42.5 }) });
+// --upstream-ms holds each upstream answer that long (bench B: 1,000 and 3,000 ms).
+const upstreamMs = Number(values["upstream-ms"]);
+const upstream = Bun.serve({
+  hostname: "127.0.0.1",
+  port: 0,
+  idleTimeout: 0,
+  fetch: async () => {
+    if (upstreamMs > 0) await Bun.sleep(upstreamMs);
+    return Response.json({ price: 42.5 });
+  },
+});
 const up = `http://127.0.0.1:${upstream.port}`;
 const workloads = {
   nohop: { workload: echo, env: {} },
