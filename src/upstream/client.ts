@@ -10,23 +10,23 @@ import { DeadlineQueue } from "../core/deadlines.ts";
 import { QdpError } from "../core/errors.ts";
 import { Histogram } from "../telemetry/histogram.ts";
 import type { UpstreamClient, UpstreamRequest } from "../services/types.ts";
-import { createHttpClient } from "./http1-client.ts";
+import { createHttpClient, type HttpClient } from "./http1-client.ts";
 
-/** The worker's default limit of open connections per origin, until createWorker sets it. */
-const DEFAULT_MAX_PER_ORIGIN = 20_000;
-let poolLimit = DEFAULT_MAX_PER_ORIGIN;
-/** One pool per worker process, shared by every call's client. */
-let pool = createHttpClient({ maxPerOrigin: poolLimit });
+/** Open connections per origin until createWorker sets QDP_UPSTREAM_MAX_CONNECTIONS (its default). */
+let poolLimit = 20_000;
+/** One pool per worker process, shared by every call's client; made at the first upstream call. */
+let pool: HttpClient | null = null;
 
 /**
  * Sets the pool's open connections per origin (QDP_UPSTREAM_MAX_CONNECTIONS). Called when the
- * worker is built, before any call; a changed limit starts a new pool and lets the old one's
- * idle connections time out (in-process tests build several workers on one pool).
+ * worker is built, before any call. A pool already made with another limit is left to its
+ * callers and idle timeout (in-process tests build several workers in one process); the next
+ * call makes a new one.
  */
 export function setUpstreamMaxConnections(maxPerOrigin: number): void {
   if (maxPerOrigin === poolLimit) return;
   poolLimit = maxPerOrigin;
-  pool = createHttpClient({ maxPerOrigin });
+  pool = null;
 }
 
 export interface UpstreamStats {
@@ -120,7 +120,7 @@ export function createUpstreamClient(scope: CallScope, opts: UpstreamClientOptio
     const started = performance.now();
     stats.calls++;
     try {
-      const res = await pool.request({
+      const res = await (pool ??= createHttpClient({ maxPerOrigin: poolLimit })).request({
         method,
         url: target,
         signal,
