@@ -16,7 +16,7 @@ import { caseTable, find, writeScenario } from "../lib/report.ts";
 import type { Case, Contender, ScenarioPlan, ScenarioResult } from "../lib/runner.ts";
 import { freePort, waitForHttp } from "../lib/net.ts";
 import { isAlive, spawnManaged, stopManaged, tailLog, type Managed } from "../lib/procs.ts";
-import { qdpServer, REPO_ROOT, type ServerContext, type ServerSpec } from "../lib/servers.ts";
+import { benchNginxConf, qdpServer, REPO_ROOT, type ServerContext, type ServerSpec } from "../lib/servers.ts";
 import { startBenchRedis } from "../lib/redis.ts";
 import { BENCH_KEY, signedUsers } from "../lib/workloads.ts";
 import type { ScenarioOptions } from "./a.ts";
@@ -81,23 +81,7 @@ function threeHostsServer(): ServerSpec {
         const conf = join(dir, "nginx.conf");
         await Bun.write(
           conf,
-          `daemon off;
-worker_processes ${ctx.nginxWorkers};
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log error;
-events { worker_connections 16384; multi_accept on; }
-http {
-    access_log off;
-    keepalive_timeout 65;
-    keepalive_requests 1000000;
-    client_body_temp_path ${dir}/client_body;
-    proxy_temp_path ${dir}/proxy;
-    fastcgi_temp_path ${dir}/fastcgi;
-    uwsgi_temp_path ${dir}/uwsgi;
-    scgi_temp_path ${dir}/scgi;
-${gen.stdout.toString()}
-}
-`,
+          benchNginxConf({ generatedBy: "bench/scenarios/f.ts (qdp nginx-conf --hosts)", dir, workers: ctx.nginxWorkers, http: gen.stdout.toString() }),
         );
         const nginx = spawnManaged({ name: "f-nginx", logDir: dir, cmd: ["nginx", "-p", dir, "-c", conf, "-e", join(dir, "error.log")] });
         procs.push(nginx);
