@@ -78,13 +78,48 @@ export function upstreamIdleS(keepAliveMs: number): number {
   return Math.max(1, Math.min(55, Math.floor(keepAliveMs / 1000) - 5));
 }
 
+/**
+ * nginx's proxy_read/send_timeout: a call may run QDP_TIMEOUT_MS and then be answered 504 by
+ * qdp-server itself; nginx waits 5 s longer, so the caller gets that JSON answer, not nginx's.
+ */
+export function proxyTimeoutS(timeoutMs: number): number {
+  return Math.ceil(timeoutMs / 1000) + 5;
+}
+
+/**
+ * The start of the `server {...}` block both fronts print (one host's workers, or several
+ * hosts): listen, body limit, and the `location /` lines that pass a call through unchanged on a
+ * kept-alive connection. The caller adds its own lines and closes both blocks.
+ */
+export function proxyServerHead(o: { listen: string; serverName: string; maxBody: number; timeoutMs: number; upstream: string }): string {
+  const timeout = proxyTimeoutS(o.timeoutMs);
+  return `server {
+    listen ${o.listen};
+    server_name ${o.serverName};
+
+    # Above QDP_MAX_BODY (${o.maxBody}), so an oversized body gets qdp-server's JSON 413.
+    client_max_body_size ${o.maxBody * 2};
+
+    location / {
+        # No URI after the upstream name: the request target goes through byte for byte, as the
+        # v1 signature covers it (docs/signing.md).
+        proxy_pass http://${o.upstream};
+        # Keep-alive to the upstream needs HTTP/1.1 and no "Connection: close" from the client.
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_set_header Host $host;
+        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        # X-QDP-User, X-QDP-Key-Id, X-QDP-Timestamp, X-QDP-Nonce, X-QDP-Signature and X-Request-Id
+        # pass unchanged: nginx forwards request headers as they are.
+        # A call may run QDP_TIMEOUT_MS (${o.timeoutMs} ms); wait a little longer for its 504.
+        proxy_read_timeout ${timeout}s;
+        proxy_send_timeout ${timeout}s;`;
+}
+
 /** The nginx text: `upstream qdp_hosts {...}` and a `server {...}`, for the http context. */
 export function renderMultiHostConf(o: MultiHostConfOptions): string {
   if (o.hosts.length === 0) throw new Error("at least one host is needed");
   const servers = o.hosts.map((h) => `    server ${hostPortText(h)} max_fails=${o.maxFails} fail_timeout=${o.failTimeoutS}s;`).join("\n");
-  // A call may run QDP_TIMEOUT_MS and then be answered 504 by the host itself: wait longer than
-  // that, so the caller gets qdp-server's JSON answer rather than nginx's.
-  const readTimeout = Math.ceil(o.timeoutMs / 1000) + 5;
   // Idle upstream connections must be closed by nginx before the host closes them, else nginx
   // may write a call into a connection the host is closing (a 502 for a call that never ran).
   const idleS = upstreamIdleS(o.keepAliveMs);
@@ -111,33 +146,13 @@ ${servers}
     keepalive_timeout ${idleS}s;  # below the hosts' QDP_KEEPALIVE_MS (${o.keepAliveMs} ms): nginx closes first
 }
 
-server {
-    listen ${o.listen};
-    server_name ${o.serverName};
-
-    # Above QDP_MAX_BODY (${o.maxBody}), so an oversized body gets qdp-server's JSON 413.
-    client_max_body_size ${o.maxBody * 2};
-
-    location / {
-        # No URI after the upstream name: the request target goes through byte for byte, as the
-        # v1 signature covers it (docs/signing.md).
-        proxy_pass http://qdp_hosts;
-        # Keep-alive to the hosts needs HTTP/1.1 and no "Connection: close" from the client.
-        proxy_http_version 1.1;
-        proxy_set_header Connection "";
-        proxy_set_header Host $host;
-        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-        # X-QDP-User, X-QDP-Key-Id, X-QDP-Timestamp, X-QDP-Nonce, X-QDP-Signature and X-Request-Id
-        # pass unchanged: nginx forwards request headers as they are.
+${proxyServerHead({ ...o, upstream: "qdp_hosts" })}
         # The whole body is read before a host is chosen (the default, kept explicit): a slow
         # client holds no host connection, and a call can still go elsewhere if the connect fails.
         proxy_request_buffering on;
 
         # A host that does not accept the connection within this is skipped (next host).
         proxy_connect_timeout ${o.connectTimeoutS}s;
-        # A call may run QDP_TIMEOUT_MS (${o.timeoutMs} ms); wait a little longer for its 504.
-        proxy_read_timeout ${readTimeout}s;
-        proxy_send_timeout ${readTimeout}s;
 
         # Next host on the ring only for calls that never reached a host: "error" and "timeout"
         # also cover a failure after the request was sent, but nginx passes a POST on only if
