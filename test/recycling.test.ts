@@ -106,10 +106,18 @@ test("QDP_MAX_REQUESTS under load with a SIGHUP in between: no failed call, ever
     expect(stats.workers.map((w) => w.restarts)).toEqual([0, 0]);
     expect(stats.workers.reduce((a, w) => a + (w.recycles?.["max-requests"] ?? 0), 0)).toBe(stats.supervisor.recycles!["max-requests"]);
 
-    const metrics = await (await fetch(`http://127.0.0.1:${c.statsPort}/metrics`)).text();
+    // The count probes above may push a worker over its limit: a replacement that started a moment
+    // ago has not taken its first lag sample (every 100 ms) yet, so wait for one rather than assume it.
+    const metrics = await waitFor(
+      "worker 0's first event-loop lag sample",
+      async () => {
+        const m = await (await fetch(`http://127.0.0.1:${c.statsPort}/metrics`)).text();
+        return /^qdp_event_loop_lag_seconds_count\{worker="0"\} [1-9]\d*$/m.test(m) ? m : null;
+      },
+      5_000,
+    );
     const recycled = [...metrics.matchAll(/^qdp_recycles_total\{worker="\d",reason="max-requests"\} (\d+)$/gm)].reduce((a, m) => a + Number(m[1]), 0);
     expect(recycled).toBeGreaterThanOrEqual(3);
-    expect(metrics).toMatch(/^qdp_event_loop_lag_seconds_count\{worker="0"\} [1-9]\d*$/m);
 
     const now = await c.stats();
     const status = renderStatus(now, null, 0, c.statsPort);
