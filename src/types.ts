@@ -66,6 +66,8 @@ export interface WorkerStats {
   /** Open connections on the public (and direct) port. */
   connections: number;
   upstream: Record<string, { calls: number; errors: number; timeouts: number; latency: HistogramData }>;
+  /** The record store's operations (insert, get, find) that ran, with their latency. */
+  records?: Partial<Record<"insert" | "get" | "find", RecordOpStats>>;
   /** User + system CPU seconds of the process. */
   cpuSeconds: number;
   /** Open file descriptors, sockets included (null without /proc). */
@@ -111,6 +113,13 @@ export interface ReloadReport {
   finishedAt: number | null;
   /** Why it failed: the replacement's own message when it gave one. */
   error: string | null;
+}
+
+/** One record store operation in /stats: calls, failures, latency. */
+export interface RecordOpStats {
+  calls: number;
+  errors: number;
+  latency: HistogramData;
 }
 
 /** Per worker in /stats: what recycling and the watchdog did and see. */

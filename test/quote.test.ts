@@ -142,6 +142,16 @@ describe("demo.quote with the embedded record store", () => {
     expect(total("upstream_b")).toBeGreaterThanOrEqual(3);
     expect(text).toMatch(/^qdp_upstream_latency_seconds_bucket\{worker="\d",upstream="upstream_a",le="\+Inf"\} \d+$/m);
   });
+
+  test("GET /metrics has the record store's insert latency, one sample per stored quote, and no errors", async () => {
+    const text = await (await fetch(`http://127.0.0.1:${c.statsPort}/metrics`)).text();
+    expect(text).toContain("# TYPE qdp_record_store_latency_seconds histogram");
+    const sum = (re: RegExp) => [...text.matchAll(re)].reduce((a, m) => a + Number(m[1]), 0);
+    // Every successful quote above wrote one record (at least the three of the first test).
+    expect(sum(/^qdp_record_store_latency_seconds_count\{worker="\d",op="insert"\} (\d+)$/gm)).toBeGreaterThanOrEqual(3);
+    expect(text).toMatch(/^qdp_record_store_latency_seconds_bucket\{worker="\d",op="insert",le="0\.1"\} \d+$/m);
+    expect(sum(/^qdp_record_store_errors_total\{worker="\d",op="insert"\} (\d+)$/gm)).toBe(0);
+  });
 });
 
 describe("demo.quote upstream failures", () => {

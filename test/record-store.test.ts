@@ -200,6 +200,41 @@ if (mongoUrl === null) {
       }
     });
 
+    test("inserts from many ticks gather while a batch is at the server: one batch in flight, every call answered with its own id", async () => {
+      let inFlight = 0;
+      let maxInFlight = 0;
+      const sizes: number[] = [];
+      const store = await createMongoStore({
+        url,
+        poolSize: 4,
+        writeConcern: "1",
+        onBatch(event, _collection, docs) {
+          if (event === "sent") {
+            sizes.push(docs);
+            maxInFlight = Math.max(maxInFlight, ++inFlight);
+          } else inFlight--;
+        },
+      });
+      try {
+        // 50 ticks of 10 inserts each, as slow calls finishing one after another: before the
+        // gathering every tick sent its own batch, 50 at the server at once.
+        const ids: Array<Promise<string>> = [];
+        for (let tick = 0; tick < 50; tick++) {
+          for (let i = 0; i < 10; i++) ids.push(store.insert("gathered", { user: `g${tick}`, i }));
+          await new Promise((r) => setImmediate(r));
+        }
+        const all = await Promise.all(ids);
+        expect(new Set(all).size).toBe(500);
+        expect(maxInFlight).toBe(1);
+        expect(sizes.reduce((a, b) => a + b, 0)).toBe(500);
+        expect(sizes.length).toBeLessThan(50);
+        expect((await store.find("gathered", { user: "g49" })).map((r) => r.i).sort()).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        expect((await store.get("gathered", all[123]!))?.user).toBe("g12");
+      } finally {
+        await store.close();
+      }
+    });
+
     test("createRecordStore picks mongo when a URL is set, sqlite otherwise", async () => {
       const mongo = await createRecordStore({ mongoUrl: url, mongoPool: 2, mongoWriteConcern: "majority", dataDir: tempDir() });
       const sqlite = await createRecordStore({ mongoPool: 2, mongoWriteConcern: "majority", dataDir: tempDir() });

@@ -129,5 +129,13 @@ export function renderMetrics(s: ClusterStats): string {
     for (const [name, u] of Object.entries(w.upstream ?? {}))
       out.push(`qdp_upstream_errors_total{worker="${w.index}",upstream="${name.replace(/["\\\n]/g, "_")}"} ${u.errors + u.timeouts}`);
   }
+  meta("qdp_record_store_latency_seconds", "histogram", "Latency of record store operations (insert, get, find), failed ones included.");
+  for (const w of s.workers) {
+    for (const [op, r] of Object.entries(w.records ?? {})) histogram(out, "qdp_record_store_latency_seconds", `worker="${w.index}",op="${op}"`, r!.latency);
+  }
+  meta("qdp_record_store_errors_total", "counter", "Record store operations that failed, by operation.");
+  for (const w of s.workers) {
+    for (const [op, r] of Object.entries(w.records ?? {})) out.push(`qdp_record_store_errors_total{worker="${w.index}",op="${op}"} ${r!.errors}`);
+  }
   return out.join("\n") + "\n";
 }

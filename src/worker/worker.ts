@@ -28,6 +28,7 @@ import { ALL_SERVICES, buildRegistry } from "../services/index.ts";
 import type { Registry } from "../services/registry.ts";
 import { loadServiceSettings, settingNames } from "../services/settings.ts";
 import { createRecordStore, createRedisStores } from "../stores/index.ts";
+import { timedRecordStore } from "../stores/timed-record-store.ts";
 import { createReplayMarks, type ReplayMarks } from "../stores/replay-mark.ts";
 import { SNAPSHOT_ENV } from "../supervisor/forward-table.ts";
 import { upstreamStats } from "../upstream/client.ts";
@@ -94,12 +95,14 @@ async function fatal(message: string): Promise<never> {
   process.exit(1);
 }
 
-const records = await createRecordStore({
-  mongoUrl: config.mongoUrl,
-  mongoPool: config.mongoPool,
-  mongoWriteConcern: config.mongoWriteConcern,
-  dataDir: config.dataDir,
-}).catch((err: Error) => fatal(err.message));
+const records = timedRecordStore(
+  await createRecordStore({
+    mongoUrl: config.mongoUrl,
+    mongoPool: config.mongoPool,
+    mongoWriteConcern: config.mongoWriteConcern,
+    dataDir: config.dataDir,
+  }).catch((err: Error) => fatal(err.message)),
+);
 // The forward table comes from the supervisor's snapshot (the file as last accepted at start or
 // by SIGHUP), not the file on disk: see supervisor/forward-table.ts.
 const forwardPath = process.env[SNAPSHOT_ENV] || config.forwardFile;
@@ -438,6 +441,7 @@ function collectStats(): WorkerStats {
     clientAborts: counters.clientAborts,
     connections: server.connections + (direct?.connections ?? 0),
     upstream,
+    records: records.stats(),
     cpuSeconds: cpuSeconds(),
     openFds: openFds(),
     durations: durations.toJSON(),

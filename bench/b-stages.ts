@@ -1,0 +1,110 @@
+/**
+ * Where a slow call's time goes beyond its 4 s: `bun bench/b-stages.ts [--connections 2000]
+ * [--seconds 21] [--no-mongo]`. Runs scenario B's qdp setup once (slow upstream, FerretDB unless
+ * --no-mongo, QDP_MAX_INFLIGHT=20000) under wrk, then prints from /metrics the call duration and
+ * each stage's latency (upstream A, upstream B, the record write) as quantiles, with the CPU of
+ * every process on the box that takes part (qdp, the upstream, FerretDB, wrk). Prints only.
+ */
+import { parseArgs } from "node:util";
+import { ensureDeps } from "./lib/deps.ts";
+import { cleanupAll, cpuSeconds, installSignalHandlers, makeTempDir, processTree, treeRssBytes } from "./lib/procs.ts";
+import type { Case } from "./lib/runner.ts";
+import { qdpServer, REPO_ROOT, startSlowUpstream, type ServerContext } from "./lib/servers.ts";
+import { runWrk } from "./lib/wrk.ts";
+import { QUOTE_BODY, rotatingUsers } from "./lib/workloads.ts";
+import { join } from "node:path";
+
+const { values } = parseArgs({
+  args: Bun.argv.slice(2),
+  options: {
+    connections: { type: "string", default: "2000" },
+    seconds: { type: "string", default: "21" },
+    "no-mongo": { type: "boolean", default: false },
+    env: { type: "string", multiple: true, default: [] },
+  },
+});
+installSignalHandlers();
+ensureDeps();
+const connections = Number(values.connections);
+const seconds = Number(values.seconds);
+const tmp = makeTempDir("qdp-bstages-");
+const ctx: ServerContext = { tmp, nginxWorkers: "auto" };
+const upstream = await startSlowUpstream(ctx);
+let mongo: { url: string; stop: () => unknown; pid?: number } | undefined;
+if (!values["no-mongo"]) {
+  const mod = (await import(join(REPO_ROOT, "test", "support", "ferretdb.ts"))) as { startFerretDB: () => Promise<{ url: string; stop: () => unknown }> };
+  mongo = await mod.startFerretDB();
+}
+const extra = Object.fromEntries(values.env.map((kv) => kv.split("=", 2) as [string, string]));
+const server = await qdpServer("qdp", "qdp", () => ({
+  QDP_UPSTREAM_A: `${upstream.baseUrl}/a`,
+  QDP_UPSTREAM_B: `${upstream.baseUrl}/b`,
+  QDP_MAX_INFLIGHT: "20000",
+  ...(mongo ? { QDP_MONGO_URL: mongo.url } : {}),
+  ...extra,
+})).start(ctx);
+try {
+  const workload = rotatingUsers("/api/1002", QUOTE_BODY, true);
+  const c: Case = { id: "b", title: "b", connections, threads: 2, durationSec: seconds, timeoutSec: seconds + 10 };
+  const qdpPids = processTree(server.roots);
+  const upPids = processTree(upstream.roots);
+  const cpu0 = { qdp: cpuSeconds(qdpPids), up: cpuSeconds(upPids), all: boxCpu() };
+  const { result } = await runWrk({
+    url: server.baseUrl + workload.path,
+    threads: 2,
+    connections,
+    durationSec: seconds,
+    timeoutSec: seconds + 10,
+    script: workload.script,
+    scriptArgs: await workload.args({ c, estRps: 0 }),
+  });
+  const cpu = { qdp: cpuSeconds(qdpPids) - cpu0.qdp, up: cpuSeconds(upPids) - cpu0.up, all: boxCpu() - cpu0.all };
+  const cap = (connections * Math.floor(seconds / 4)) / seconds;
+  console.log(
+    `C=${connections}: ${Math.round(result.rps)} ok req/s = ${((100 * result.rps) / cap).toFixed(1)}% of the window cap, p50 ${Math.round(result.latency.p50)} ms; ` +
+      `CPU s over the run: qdp ${cpu.qdp.toFixed(1)}, upstream ${cpu.up.toFixed(1)}, whole box ${cpu.all.toFixed(1)} of ${(2 * seconds).toFixed(0)}; qdp RSS ${Math.round(treeRssBytes(qdpPids) / 1048576)} MiB`,
+  );
+  const metrics = await (await fetch(`${server.statsUrl}/metrics`)).text();
+  for (const [name, label] of [
+    ["qdp_request_duration_seconds", 'func="1002"'],
+    ["qdp_upstream_latency_seconds", "upstream_a"],
+    ["qdp_upstream_latency_seconds", "upstream_b"],
+    ["qdp_record_store_latency_seconds", 'op="insert"'],
+  ] as const) {
+    console.log(`${name} ${label}: ${quantiles(metrics, name, label)}`);
+  }
+} finally {
+  await server.stop();
+  await upstream.stop();
+  await mongo?.stop();
+  await cleanupAll();
+}
+
+/** Jiffies of the whole box (user + nice + system + irq + softirq), in seconds. */
+function boxCpu(): number {
+  const f = require("node:fs").readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
+  return (f[0] + f[1] + f[2] + f[5] + f[6]) / 100;
+}
+
+/** p50/p90/p99 from a Prometheus histogram's buckets summed over workers, for series whose labels contain `label`. */
+function quantiles(text: string, name: string, label: string): string {
+  let sum = 0;
+  let count = 0;
+  for (const m of text.matchAll(new RegExp(`^${name}_(sum|count)\\{([^}]*)\\} ([\\d.e+-]+)$`, "gm"))) {
+    if (!m[2]!.includes(label)) continue;
+    if (m[1] === "sum") sum += Number(m[3]);
+    else count += Number(m[3]);
+  }
+  const buckets = new Map<number, number>();
+  for (const m of text.matchAll(new RegExp(`^${name}_bucket\\{([^}]*)\\} (\\d+)$`, "gm"))) {
+    if (!m[1]!.includes(label)) continue;
+    const le = /le="([^"]+)"/.exec(m[1]!)![1]!;
+    const bound = le === "+Inf" ? Number.POSITIVE_INFINITY : Number(le);
+    buckets.set(bound, (buckets.get(bound) ?? 0) + Number(m[2]));
+  }
+  const sorted = [...buckets.entries()].sort((a, b) => a[0] - b[0]);
+  const total = sorted.at(-1)?.[1] ?? 0;
+  if (total === 0) return "no samples";
+  const q = (p: number) => sorted.find(([, n]) => n >= p * total)?.[0] ?? Number.NaN;
+  return `n=${total} mean ${((1000 * sum) / count).toFixed(1)} ms, p50≤${q(0.5)} s p90≤${q(0.9)} s p99≤${q(0.99)} s`;
+}
