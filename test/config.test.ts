@@ -86,6 +86,8 @@ describe("values", () => {
   test("freed memory is kept by default; QDP_MALLOC_PURGE_MS gives it back after that many ms", () => {
     expect(loadConfig({}, 1).mallocPurgeMs).toBe(-1);
     expect(loadConfig({ QDP_MALLOC_PURGE_MS: "10" }, 1).mallocPurgeMs).toBe(10);
+    // The documented "keep" value, written out, is the default, not an error.
+    expect(loadConfig({ QDP_MALLOC_PURGE_MS: "-1" }, 1).mallocPurgeMs).toBe(-1);
   });
 
   test("the upstream pool allows a connection per call in flight unless QDP_UPSTREAM_MAX_CONNECTIONS says less", () => {
@@ -111,6 +113,8 @@ describe("bad values", () => {
     ["QDP_INSECURE", "maybe"],
     ["QDP_WORKER_BUN_ARGS", "oops"],
     ["QDP_MALLOC_PURGE_MS", "-2"],
+    ["QDP_MALLOC_PURGE_MS", "--1"],
+    ["QDP_MAX_INFLIGHT", "-5"],
     ["QDP_UPSTREAM_MAX_CONNECTIONS", "0"],
     ["QDP_TIMEOUT_MS", "0"],
     ["QDP_MONGO_W", "most"],

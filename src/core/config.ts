@@ -214,7 +214,7 @@ function reader(src: Source): Reader {
     int(name, fallback, min, max) {
       const v = raw(name);
       if (v === undefined) return fallback;
-      if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) {
+      if (!/^-?\d+$/.test(v) || Number(v) < min || Number(v) > max) {
         problems.push(`${name}=${JSON.stringify(v)}: expected a whole number from ${min} to ${max}`);
         return fallback;
       }
