@@ -49,6 +49,16 @@ try {
   const qdpPids = processTree(server.roots);
   const upPids = processTree(upstream.roots);
   const cpu0 = { qdp: cpuSeconds(qdpPids), up: cpuSeconds(upPids), all: boxCpu() };
+  // Workers' RSS (what the issue's target counts) sampled once a second while the load runs.
+  let peakRss = 0;
+  let peakHeap = 0;
+  const sampler = setInterval(async () => {
+    try {
+      const st = (await (await fetch(`${server.statsUrl}/stats`, { signal: AbortSignal.timeout(900) })).json()) as { workers: Array<{ rssBytes: number; heapBytes: number }> };
+      peakRss = Math.max(peakRss, st.workers.reduce((a, w) => a + w.rssBytes, 0));
+      peakHeap = Math.max(peakHeap, st.workers.reduce((a, w) => a + w.heapBytes, 0));
+    } catch {}
+  }, 1000);
   const { result } = await runWrk({
     url: server.baseUrl + workload.path,
     threads: 2,
@@ -58,12 +68,17 @@ try {
     script: workload.script,
     scriptArgs: await workload.args({ c, estRps: 0 }),
   });
+  clearInterval(sampler);
+  console.log(`workers' peak RSS during the load ${Math.round(peakRss / 1048576)} MiB (JS heaps ${Math.round(peakHeap / 1048576)} MiB)`);
   const cpu = { qdp: cpuSeconds(qdpPids) - cpu0.qdp, up: cpuSeconds(upPids) - cpu0.up, all: boxCpu() - cpu0.all };
   const cap = (connections * Math.floor(seconds / 4)) / seconds;
   console.log(
     `C=${connections}: ${Math.round(result.rps)} ok req/s = ${((100 * result.rps) / cap).toFixed(1)}% of the window cap, p50 ${Math.round(result.latency.p50)} ms; ` +
       `CPU s over the run: qdp ${cpu.qdp.toFixed(1)}, upstream ${cpu.up.toFixed(1)}, whole box ${cpu.all.toFixed(1)} of ${(2 * seconds).toFixed(0)}; qdp RSS ${Math.round(treeRssBytes(qdpPids) / 1048576)} MiB`,
   );
+  const stats = (await (await fetch(`${server.statsUrl}/stats`)).json()) as { workers: Array<{ index: number; rssBytes: number; heapBytes: number; connections: number }> };
+  for (const w of stats.workers)
+    console.log(`worker ${w.index}: RSS ${Math.round(w.rssBytes / 1048576)} MiB, JS heap ${Math.round(w.heapBytes / 1048576)} MiB, ${w.connections} connections open`);
   const metrics = await (await fetch(`${server.statsUrl}/metrics`)).text();
   for (const [name, label] of [
     ["qdp_request_duration_seconds", 'func="1002"'],

@@ -1,7 +1,7 @@
 /**
  * Where a worker's CPU goes under one of bench A's workloads: `bun bench/profile.ts [nohop|users|signed|signed-off|quote]
  * [--seconds 8] [--connections 100] [--top 40] [--keep dir]
- * [--no-profile] [--perf] [--strace] [--upstream-ms N]`. Starts a 2-worker cluster with Bun's sampling profiler in
+ * [--no-profile] [--perf] [--strace] [--upstream-ms N] [--env NAME=value …]`. Starts a 2-worker cluster with Bun's sampling profiler in
  * every worker (QDP_WORKER_BUN_ARGS=--cpu-prof-md), drives it with wrk, stops it gracefully (the
  * profile is written at exit), and prints the profile's top functions by self time plus the
  * workers' CPU per request (from /proc, so the profiler's own overhead is in it: compare runs of
@@ -28,6 +28,7 @@ const { values, positionals } = parseArgs({
     seconds: { type: "string", default: "8" },
     connections: { type: "string", default: "100" },
     top: { type: "string", default: "40" },
+    env: { type: "string", multiple: true, default: [] },
   },
 });
 const kind = positionals[0] ?? "signed";
@@ -64,7 +65,11 @@ const chosen = workloads[kind as keyof typeof workloads];
 if (!chosen) throw new Error(`unknown workload ${kind}: one of ${Object.keys(workloads).join(", ")}`);
 
 const profile = !values["no-profile"];
-const env: Record<string, string> = profile ? { ...chosen.env, QDP_WORKER_BUN_ARGS: `--cpu-prof-md --cpu-prof-dir=${profDir}` } : { ...chosen.env };
+// --env NAME=value (repeatable) adds to the server's environment, e.g. --env QDP_ACCESS_LOG=0.
+const extraEnv = Object.fromEntries(values.env.map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]));
+const env: Record<string, string> = profile
+  ? { ...chosen.env, ...extraEnv, QDP_WORKER_BUN_ARGS: `--cpu-prof-md --cpu-prof-dir=${profDir}` }
+  : { ...chosen.env, ...extraEnv };
 const server = await qdpServer("qdp-profile", "qdp (profiled)", () => env).start({ tmp, nginxWorkers: "auto" });
 try {
   const threads = 2;
