@@ -54,9 +54,17 @@ try {
   let peakHeap = 0;
   const sampler = setInterval(async () => {
     try {
-      const st = (await (await fetch(`${server.statsUrl}/stats`, { signal: AbortSignal.timeout(900) })).json()) as { workers: Array<{ rssBytes: number; heapBytes: number }> };
-      peakRss = Math.max(peakRss, st.workers.reduce((a, w) => a + w.rssBytes, 0));
-      peakHeap = Math.max(peakHeap, st.workers.reduce((a, w) => a + w.heapBytes, 0));
+      const st = (await (await fetch(`${server.statsUrl}/stats`, { signal: AbortSignal.timeout(900) })).json()) as {
+        workers: Array<{ rssBytes: number; heapBytes: number }>;
+      };
+      peakRss = Math.max(
+        peakRss,
+        st.workers.reduce((a, w) => a + w.rssBytes, 0),
+      );
+      peakHeap = Math.max(
+        peakHeap,
+        st.workers.reduce((a, w) => a + w.heapBytes, 0),
+      );
     } catch {}
   }, 1000);
   const { result } = await runWrk({
@@ -76,9 +84,13 @@ try {
     `C=${connections}: ${Math.round(result.rps)} ok req/s = ${((100 * result.rps) / cap).toFixed(1)}% of the window cap, p50 ${Math.round(result.latency.p50)} ms; ` +
       `CPU s over the run: qdp ${cpu.qdp.toFixed(1)}, upstream ${cpu.up.toFixed(1)}, whole box ${cpu.all.toFixed(1)} of ${(2 * seconds).toFixed(0)}; qdp RSS ${Math.round(treeRssBytes(qdpPids) / 1048576)} MiB`,
   );
-  const stats = (await (await fetch(`${server.statsUrl}/stats`)).json()) as { workers: Array<{ index: number; rssBytes: number; heapBytes: number; connections: number }> };
+  const stats = (await (await fetch(`${server.statsUrl}/stats`)).json()) as {
+    workers: Array<{ index: number; rssBytes: number; heapBytes: number; connections: number }>;
+  };
   for (const w of stats.workers)
-    console.log(`worker ${w.index}: RSS ${Math.round(w.rssBytes / 1048576)} MiB, JS heap ${Math.round(w.heapBytes / 1048576)} MiB, ${w.connections} connections open`);
+    console.log(
+      `worker ${w.index}: RSS ${Math.round(w.rssBytes / 1048576)} MiB, JS heap ${Math.round(w.heapBytes / 1048576)} MiB, ${w.connections} connections open`,
+    );
   const metrics = await (await fetch(`${server.statsUrl}/metrics`)).text();
   for (const [name, label] of [
     ["qdp_request_duration_seconds", 'func="1002"'],

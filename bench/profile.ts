@@ -102,9 +102,13 @@ try {
   });
   const cpu = cpuSeconds(workers) - before;
   if (server.statsUrl) {
-    const st = (await (await fetch(`${server.statsUrl}/stats`)).json()) as { workers: Array<{ index: number; hopFrames: number; hopWrites: number; hopsIn: number }> };
+    const st = (await (await fetch(`${server.statsUrl}/stats`)).json()) as {
+      workers: Array<{ index: number; hopFrames: number; hopWrites: number; hopsIn: number }>;
+    };
     for (const w of st.workers)
-      console.log(`worker ${w.index}: ${w.hopFrames} hop frames in ${w.hopWrites} writes (${(w.hopFrames / Math.max(1, w.hopWrites)).toFixed(1)} per write), ${w.hopsIn} calls run for other edges`);
+      console.log(
+        `worker ${w.index}: ${w.hopFrames} hop frames in ${w.hopWrites} writes (${(w.hopFrames / Math.max(1, w.hopWrites)).toFixed(1)} per write), ${w.hopsIn} calls run for other edges`,
+      );
   }
   const rssLoaded = treeRssBytes(workers);
   await Bun.sleep(3000);
