@@ -7,7 +7,7 @@
  */
 import { parseArgs } from "node:util";
 import { ensureDeps } from "./lib/deps.ts";
-import { cleanupAll, cpuSeconds, installSignalHandlers, makeTempDir, processTree, treeRssBytes } from "./lib/procs.ts";
+import { boxJiffies, cleanupAll, cpuSeconds, installSignalHandlers, makeTempDir, processTree, treeRssBytes } from "./lib/procs.ts";
 import type { Case } from "./lib/runner.ts";
 import { qdpServer, REPO_ROOT, startSlowUpstream, type ServerContext } from "./lib/servers.ts";
 import { runWrk } from "./lib/wrk.ts";
@@ -48,7 +48,7 @@ try {
   const c: Case = { id: "b", title: "b", connections, threads: 2, durationSec: seconds, timeoutSec: seconds + 10 };
   const qdpPids = processTree(server.roots);
   const upPids = processTree(upstream.roots);
-  const cpu0 = { qdp: cpuSeconds(qdpPids), up: cpuSeconds(upPids), all: boxCpu() };
+  const cpu0 = { qdp: cpuSeconds(qdpPids), up: cpuSeconds(upPids), all: boxJiffies()[0] / 100 };
   // Workers' RSS (what the issue's target counts) sampled once a second while the load runs.
   let peakRss = 0;
   let peakHeap = 0;
@@ -78,7 +78,7 @@ try {
   });
   clearInterval(sampler);
   console.log(`workers' peak RSS during the load ${Math.round(peakRss / 1048576)} MiB (JS heaps ${Math.round(peakHeap / 1048576)} MiB)`);
-  const cpu = { qdp: cpuSeconds(qdpPids) - cpu0.qdp, up: cpuSeconds(upPids) - cpu0.up, all: boxCpu() - cpu0.all };
+  const cpu = { qdp: cpuSeconds(qdpPids) - cpu0.qdp, up: cpuSeconds(upPids) - cpu0.up, all: boxJiffies()[0] / 100 - cpu0.all };
   const cap = (connections * Math.floor(seconds / 4)) / seconds;
   console.log(
     `C=${connections}: ${Math.round(result.rps)} ok req/s = ${((100 * result.rps) / cap).toFixed(1)}% of the window cap, p50 ${Math.round(result.latency.p50)} ms; ` +
@@ -105,12 +105,6 @@ try {
   await upstream.stop();
   await mongo?.stop();
   await cleanupAll();
-}
-
-/** Jiffies of the whole box (user + nice + system + irq + softirq), in seconds. */
-function boxCpu(): number {
-  const f = require("node:fs").readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
-  return (f[0] + f[1] + f[2] + f[5] + f[6]) / 100;
 }
 
 /** p50/p90/p99 from a Prometheus histogram's buckets summed over workers, for series whose labels contain `label`. */

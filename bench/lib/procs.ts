@@ -214,3 +214,32 @@ export function cpuSeconds(pids: number[]): number {
   }
   return total;
 }
+
+/** The whole box's CPU jiffies: [busy (user, nice, system, irq, softirq, steal), all]. */
+export function boxJiffies(): [number, number] {
+  const f = readFileSync("/proc/stat", "utf8").split("\n", 1)[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = f as [number, number, number, number, number, number, number, number];
+  const busy = user + nice + system + irq + softirq + steal;
+  return [busy, busy + idle + iowait];
+}
+
+/**
+ * Waits until the box is quiet: the share of all cores busy over `windowMs` below `threshold`,
+ * at most `maxMs`. A contender stopped by wrk may still be working off what it had queued (the
+ * study's uWSGI holds ~2,000 slow calls after a C = 10,000 round of B), and the next contender
+ * must not run beside that. Returns the milliseconds waited and whether the box got quiet.
+ */
+export async function quietBox(o: { threshold?: number; windowMs?: number; maxMs?: number } = {}): Promise<{ waitedMs: number; quiet: boolean }> {
+  const threshold = o.threshold ?? 0.15;
+  const windowMs = o.windowMs ?? 500;
+  const maxMs = o.maxMs ?? 30_000;
+  const started = Date.now();
+  for (;;) {
+    const [b0, t0] = boxJiffies();
+    await Bun.sleep(windowMs);
+    const [b1, t1] = boxJiffies();
+    const share = t1 > t0 ? (b1 - b0) / (t1 - t0) : 0;
+    if (share < threshold) return { waitedMs: Date.now() - started, quiet: true };
+    if (Date.now() - started >= maxMs) return { waitedMs: Date.now() - started, quiet: false };
+  }
+}

@@ -5,7 +5,7 @@
  * the others still run. Everything started here is stopped in `finally`.
  */
 import { errorCount, runWrk } from "./wrk.ts";
-import { cpuSeconds, processTree, treeRssBytes } from "./procs.ts";
+import { cpuSeconds, processTree, quietBox, treeRssBytes } from "./procs.ts";
 import { qdpWorkersRss, type RunningServer, type ServerContext, type ServerSpec } from "./servers.ts";
 import { aggregate, type Aggregate, type RunRecord } from "./stats.ts";
 
@@ -169,6 +169,11 @@ export async function runScenario(plan: ScenarioPlan, opts: RunOptions): Promise
             console.log(`  [${plan.id} ${c.id}] ${contender.label}: wrk failed: ${err instanceof Error ? err.message : String(err)}`);
           }
           await Bun.sleep(opts.cooldownSec * 1000);
+          const settled = await quietBox();
+          if (!settled.quiet)
+            console.log(`  [${plan.id} ${c.id}] the box was still busy ${Math.round(settled.waitedMs / 1000)} s after ${contender.label}; going on`);
+          else if (settled.waitedMs > 2000)
+            console.log(`  [${plan.id} ${c.id}] waited ${(settled.waitedMs / 1000).toFixed(1)} s for the box to go quiet after ${contender.label}`);
         }
       }
     }
