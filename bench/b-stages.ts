@@ -3,7 +3,8 @@
  * [--seconds 21] [--no-mongo]`. Runs scenario B's qdp setup once (slow upstream, FerretDB unless
  * --no-mongo, QDP_MAX_INFLIGHT=20000) under wrk, then prints from /metrics the call duration and
  * each stage's latency (upstream A, upstream B, the record write) as quantiles, with the CPU of
- * every process on the box that takes part (qdp, the upstream, FerretDB, wrk). Prints only.
+ * every process on the box that takes part (qdp, the upstream, FerretDB, wrk). `--rounds N` loads
+ * the same server N times, 5 s apart, and prints memory after each round. Prints only.
  */
 import { parseArgs } from "node:util";
 import { ensureDeps } from "./lib/deps.ts";
@@ -21,6 +22,7 @@ const { values } = parseArgs({
     seconds: { type: "string", default: "21" },
     "no-mongo": { type: "boolean", default: false },
     env: { type: "string", multiple: true, default: [] },
+    rounds: { type: "string", default: "1" },
   },
 });
 installSignalHandlers();
@@ -48,42 +50,53 @@ try {
   const c: Case = { id: "b", title: "b", connections, threads: 2, durationSec: seconds, timeoutSec: seconds + 10 };
   const qdpPids = processTree(server.roots);
   const upPids = processTree(upstream.roots);
-  const cpu0 = { qdp: cpuSeconds(qdpPids), up: cpuSeconds(upPids), all: boxJiffies()[0] / 100 };
-  // Workers' RSS (what the issue's target counts) sampled once a second while the load runs.
-  let peakRss = 0;
-  let peakHeap = 0;
-  const sampler = setInterval(async () => {
-    try {
-      const st = (await (await fetch(`${server.statsUrl}/stats`, { signal: AbortSignal.timeout(900) })).json()) as {
-        workers: Array<{ rssBytes: number; heapBytes: number }>;
-      };
-      peakRss = Math.max(
-        peakRss,
-        st.workers.reduce((a, w) => a + w.rssBytes, 0),
-      );
-      peakHeap = Math.max(
-        peakHeap,
-        st.workers.reduce((a, w) => a + w.heapBytes, 0),
-      );
-    } catch {}
-  }, 1000);
-  const { result } = await runWrk({
-    url: server.baseUrl + workload.path,
-    threads: 2,
-    connections,
-    durationSec: seconds,
-    timeoutSec: seconds + 10,
-    script: workload.script,
-    scriptArgs: await workload.args({ c, estRps: 0 }),
-  });
-  clearInterval(sampler);
-  console.log(`workers' peak RSS during the load ${Math.round(peakRss / 1048576)} MiB (JS heaps ${Math.round(peakHeap / 1048576)} MiB)`);
-  const cpu = { qdp: cpuSeconds(qdpPids) - cpu0.qdp, up: cpuSeconds(upPids) - cpu0.up, all: boxJiffies()[0] / 100 - cpu0.all };
-  const cap = (connections * Math.floor(seconds / 4)) / seconds;
-  console.log(
-    `C=${connections}: ${Math.round(result.rps)} ok req/s = ${((100 * result.rps) / cap).toFixed(1)}% of the window cap, p50 ${Math.round(result.latency.p50)} ms; ` +
-      `CPU s over the run: qdp ${cpu.qdp.toFixed(1)}, upstream ${cpu.up.toFixed(1)}, whole box ${cpu.all.toFixed(1)} of ${(2 * seconds).toFixed(0)}; qdp RSS ${Math.round(treeRssBytes(qdpPids) / 1048576)} MiB`,
-  );
+  // Several rounds against one server show whether memory returns to where it was (a leak or
+  // fragmentation grows it round after round; bench B keeps one server for all its rounds).
+  for (let round = 1; round <= Number(values.rounds); round++) {
+    if (round > 1) await Bun.sleep(5000);
+    const cpu0 = { qdp: cpuSeconds(qdpPids), up: cpuSeconds(upPids), all: boxJiffies()[0] / 100 };
+    // Workers' RSS (what the issue's target counts) sampled once a second while the load runs.
+    let peakRss = 0;
+    let peakHeap = 0;
+    const sampler = setInterval(async () => {
+      try {
+        const st = (await (await fetch(`${server.statsUrl}/stats`, { signal: AbortSignal.timeout(900) })).json()) as {
+          workers: Array<{ rssBytes: number; heapBytes: number }>;
+        };
+        peakRss = Math.max(
+          peakRss,
+          st.workers.reduce((a, w) => a + w.rssBytes, 0),
+        );
+        peakHeap = Math.max(
+          peakHeap,
+          st.workers.reduce((a, w) => a + w.heapBytes, 0),
+        );
+      } catch {}
+    }, 1000);
+    const { result } = await runWrk({
+      url: server.baseUrl + workload.path,
+      threads: 2,
+      connections,
+      durationSec: seconds,
+      timeoutSec: seconds + 10,
+      script: workload.script,
+      scriptArgs: await workload.args({ c, estRps: 0 }),
+    });
+    clearInterval(sampler);
+    console.log(`workers' peak RSS during the load ${Math.round(peakRss / 1048576)} MiB (JS heaps ${Math.round(peakHeap / 1048576)} MiB)`);
+    const cpu = { qdp: cpuSeconds(qdpPids) - cpu0.qdp, up: cpuSeconds(upPids) - cpu0.up, all: boxJiffies()[0] / 100 - cpu0.all };
+    const cap = (connections * Math.floor(seconds / 4)) / seconds;
+    console.log(
+      `C=${connections}: ${Math.round(result.rps)} ok req/s = ${((100 * result.rps) / cap).toFixed(1)}% of the window cap, p50 ${Math.round(result.latency.p50)} ms; ` +
+        `CPU s over the run: qdp ${cpu.qdp.toFixed(1)}, upstream ${cpu.up.toFixed(1)}, whole box ${cpu.all.toFixed(1)} of ${(2 * seconds).toFixed(0)}; qdp RSS ${Math.round(treeRssBytes(qdpPids) / 1048576)} MiB`,
+    );
+    const after = (await (await fetch(`${server.statsUrl}/stats`)).json()) as {
+      workers: Array<{ rssBytes: number; heapBytes: number; openFds: number | null }>;
+    };
+    console.log(
+      `round ${round}: after the load workers' RSS ${Math.round(after.workers.reduce((x, w) => x + w.rssBytes, 0) / 1048576)} MiB, JS heaps ${Math.round(after.workers.reduce((x, w) => x + w.heapBytes, 0) / 1048576)} MiB, open fds ${after.workers.map((w) => w.openFds).join("/")}`,
+    );
+  }
   const stats = (await (await fetch(`${server.statsUrl}/stats`)).json()) as {
     workers: Array<{ index: number; rssBytes: number; heapBytes: number; connections: number }>;
   };
