@@ -10,10 +10,10 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { MongoClient } from "mongodb";
 import { createRecordStore } from "../src/stores/index.ts";
-import { createMongoStore, databaseFromUrl, redactMongoUrl } from "../src/stores/mongo-store.ts";
+import { createMongoStore, databaseFromUrl, failedDocuments, redactMongoUrl } from "../src/stores/mongo-store.ts";
 import { createSqliteStore } from "../src/stores/sqlite-store.ts";
 import { recordStoreContract } from "./record-store.contract.ts";
-import { MONGO_SKIP_MESSAGE, mongoTestUrl, mongoUrlWithDatabase } from "./support/ferretdb.ts";
+import { MONGO_SKIP_MESSAGE, mongoTestUrl, mongoUrlWithDatabase, startFerretDB } from "./support/ferretdb.ts";
 
 const tempDirs: string[] = [];
 const tempDir = (): string => {
@@ -103,6 +103,20 @@ describe("sqlite store", () => {
 
 // ---------------------------------------------------------------------------------------------
 // MongoDB store
+
+describe("a failed insert batch: which of its documents were not written", () => {
+  test("documents the server refused one by one fail; the others were written", () => {
+    expect(failedDocuments({ writeErrors: [{ index: 1 }], insertedCount: 2 }, 3)).toEqual(new Set([1]));
+    expect(failedDocuments({ writeErrors: { index: 0 }, insertedCount: 0 }, 1)).toEqual(new Set([0]));
+  });
+  test("a timeout or a lost connection (no write errors, nothing acknowledged) fails the whole batch", () => {
+    expect(failedDocuments({ writeErrors: [], insertedCount: 0 }, 3)).toBeNull();
+    expect(failedDocuments(new Error("connection 1 to 127.0.0.1:27017 timed out"), 3)).toBeNull();
+    // Write errors that do not account for the rest of the batch: the rest is unknown too.
+    expect(failedDocuments({ writeErrors: [{ index: 0 }], insertedCount: 0 }, 3)).toBeNull();
+    expect(failedDocuments({ writeErrors: [{ index: 0 }] }, 3)).toBeNull();
+  });
+});
 
 describe("mongo store without a server", () => {
   test("start-up rejects within a few seconds, naming the URL without its password", async () => {
@@ -234,6 +248,51 @@ if (mongoUrl === null) {
         await store.close();
       }
     });
+
+    // Needs a server of its own to stop, so only with the FerretDB the tests start.
+    test.if(!process.env.QDP_TEST_MONGO_URL)(
+      "a hung database: the batch at the server fails after the socket timeout, the inserts gathered behind it fail too instead of waiting for ever, none is reported written; after it resumes, inserts work",
+      async () => {
+        const db = await startFerretDB();
+        const store = await createMongoStore({ url: mongoUrlWithDatabase(db.url, "hung"), poolSize: 2, writeConcern: "1", socketTimeoutMs: 1000 });
+        try {
+          await store.insert("quotes", { user: "before" });
+          process.kill(db.pid, "SIGSTOP");
+          const started = Date.now();
+          const first = store.insert("quotes", { user: "stuck" });
+          await new Promise((r) => setImmediate(r));
+          // Gathers behind the batch at the (hung) server: without a socket timeout both wait for ever.
+          const second = store.insert("quotes", { user: "behind" });
+          const at = (p: Promise<string>) =>
+            p.then(
+              () => ({ ok: true, ms: Date.now() - started }),
+              () => ({ ok: false, ms: Date.now() - started }),
+            );
+          const [a, b] = await Promise.all([at(first), at(second)]);
+          // Not acknowledged, so not reported as written (the driver's timeout arrives as a bulk
+          // write error without write errors, which once read as "all written").
+          expect([a.ok, b.ok]).toEqual([false, false]);
+          // The batch at the server fails after the 1 s socket timeout; the one behind it needs a
+          // new connection, which the driver gives up on after its server selection time.
+          expect(a.ms).toBeLessThan(5_000);
+          expect(b.ms).toBeLessThan(30_000);
+          process.kill(db.pid, "SIGCONT");
+          let id: string | null = null;
+          for (const until = Date.now() + 15_000; id === null && Date.now() < until; ) {
+            id = await store.insert("quotes", { user: "after" }).catch(() => null);
+            if (id === null) await Bun.sleep(200);
+          }
+          expect(id).toMatch(/^[0-9a-f]{24}$/);
+        } finally {
+          try {
+            process.kill(db.pid, "SIGCONT");
+          } catch {}
+          await store.close();
+          await db.stop();
+        }
+      },
+      45_000,
+    );
 
     test("createRecordStore picks mongo when a URL is set, sqlite otherwise", async () => {
       const mongo = await createRecordStore({ mongoUrl: url, mongoPool: 2, mongoWriteConcern: "majority", dataDir: tempDir() });

@@ -24,6 +24,12 @@ export interface RecordStoreOptions {
   mongoWriteConcern: string;
   /** `QDP_DATA_DIR`: where the embedded store keeps `records.sqlite`. */
   dataDir: string;
+  /**
+   * How long a MongoDB connection may stay silent in a send or a receive before it is closed
+   * (the driver's socketTimeoutMS, unless QDP_MONGO_URL sets one). The worker passes
+   * QDP_TIMEOUT_MS + 5 s: no caller waits longer than its deadline anyway.
+   */
+  mongoSocketTimeoutMs?: number;
 }
 
 /**
@@ -38,7 +44,7 @@ export interface RecordStoreOptions {
  */
 export async function createRecordStore(opts: RecordStoreOptions): Promise<RecordStore> {
   if (opts.mongoUrl) {
-    return createMongoStore({ url: opts.mongoUrl, poolSize: opts.mongoPool, writeConcern: opts.mongoWriteConcern });
+    return createMongoStore({ url: opts.mongoUrl, poolSize: opts.mongoPool, writeConcern: opts.mongoWriteConcern, socketTimeoutMs: opts.mongoSocketTimeoutMs });
   }
   return createSqliteStore({ dataDir: opts.dataDir });
 }

@@ -20,6 +20,13 @@ export interface MongoStoreOptions {
   writeConcern: string;
   /** How long start-up may wait for a reachable server before failing. Default 5000 ms. */
   connectTimeoutMs?: number;
+  /**
+   * The driver's `socketTimeoutMS` unless the URL sets it: a connection on which a send or a
+   * receive waits longer is closed and its operation fails. The driver's default is to wait
+   * forever, and a half-open connection would then hold a collection's insert batch — and every
+   * insert gathered behind it — for good. Default: none (the driver's).
+   */
+  socketTimeoutMs?: number;
   /** Sees each insert batch as it leaves and when it returns (tests; nothing in production uses it). */
   onBatch?: (event: "sent" | "done", collection: string, docs: number) => void;
   /** Collections whose indexes are made at start-up; others get them on first use. Default `["quotes"]`. */
@@ -66,6 +73,7 @@ export async function createMongoStore(opts: MongoStoreOptions): Promise<RecordS
       // connect covers a TCP handshake that never completes (a filtered port).
       serverSelectionTimeoutMS: timeoutMs,
       connectTimeoutMS: timeoutMs,
+      ...(opts.socketTimeoutMs !== undefined && !/[?&]sockettimeoutms=/i.test(opts.url) ? { socketTimeoutMS: opts.socketTimeoutMs } : {}),
     });
   } catch (err) {
     throw unreachable(err); // a malformed URL; same message so the operator sees which variable
@@ -151,13 +159,9 @@ export async function createMongoStore(opts: MongoStoreOptions): Promise<RecordS
       );
       for (const p of pending) p.resolve();
     } catch (err) {
-      // A bulk write error lists the documents that failed; the others were written.
-      // (The driver gives one WriteError or an array of them; anything else failed the batch.)
-      const we = (err as { writeErrors?: { index: number } | Array<{ index: number }> }).writeErrors;
-      const list = Array.isArray(we) ? we : we ? [we] : null;
-      const failed = new Set<number>(list ? list.map((e) => e.index) : pending.map((_, i) => i));
+      const failed = failedDocuments(err, pending.length);
       pending.forEach((p, i) => {
-        if (failed.has(i)) p.reject(err);
+        if (failed === null || failed.has(i)) p.reject(err);
         else p.resolve();
       });
     } finally {
@@ -204,6 +208,22 @@ export async function createMongoStore(opts: MongoStoreOptions): Promise<RecordS
       return closing;
     },
   };
+}
+
+/**
+ * Which documents of a failed unordered insertMany were not written: the indexes the server
+ * rejected one by one, or null when the outcome of the whole batch is unknown. The driver wraps
+ * a network failure or a socket timeout in the same MongoBulkWriteError, with an empty
+ * `writeErrors` and nothing inserted: taking "no write errors" for "all written" reported
+ * records as stored that the server never acknowledged. So the listed errors count only when
+ * they and the acknowledged inserts add up to the whole batch.
+ */
+export function failedDocuments(err: unknown, batchSize: number): Set<number> | null {
+  const e = err as { writeErrors?: { index: number } | Array<{ index: number }>; insertedCount?: number };
+  const list = Array.isArray(e.writeErrors) ? e.writeErrors : e.writeErrors ? [e.writeErrors] : [];
+  const failed = new Set(list.map((w) => w.index));
+  if (failed.size === 0 || typeof e.insertedCount !== "number" || e.insertedCount + failed.size !== batchSize) return null;
+  return failed;
 }
 
 /** `mongodb://user:secret@host/db` → `mongodb://user:***@host/db`, for logs and error messages. */

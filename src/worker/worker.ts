@@ -100,6 +100,7 @@ const records = timedRecordStore(
     mongoUrl: config.mongoUrl,
     mongoPool: config.mongoPool,
     mongoWriteConcern: config.mongoWriteConcern,
+    mongoSocketTimeoutMs: config.timeoutMs + 5000,
     dataDir: config.dataDir,
   }).catch((err: Error) => fatal(err.message)),
 );

@@ -23,6 +23,8 @@ const BUILD_TAGS = "ferretdb_no_postgresql";
 export interface RunningFerretDB {
   /** `mongodb://127.0.0.1:<port>/` */
   url: string;
+  /** The server's process id (tests stop and continue it to play a hung database). */
+  pid: number;
   /** Stops the server (which removes its data). Idempotent. */
   stop(): Promise<void>;
 }
@@ -98,7 +100,7 @@ export async function startFerretDB(opts: { startTimeoutMs?: number } = {}): Pro
     const deadline = Date.now() + (opts.startTimeoutMs ?? 20_000);
     const url = await waitForReadyLine(stdout, proc, deadline);
     await waitForPing(url, deadline);
-    return { url, stop };
+    return { url, pid: proc.pid, stop };
   } catch (err) {
     await stop();
     throw new Error(`FerretDB did not start: ${err instanceof Error ? err.message : String(err)}\n${stderr.text()}`);
