@@ -58,11 +58,14 @@ try {
     // Workers' RSS (what the issue's target counts) sampled once a second while the load runs.
     let peakRss = 0;
     let peakHeap = 0;
+    /** The largest event-loop lag of either worker in its last heartbeat interval, once a second. */
+    const lagTimeline: number[] = [];
     const sampler = setInterval(async () => {
       try {
         const st = (await (await fetch(`${server.statsUrl}/stats`, { signal: AbortSignal.timeout(900) })).json()) as {
-          workers: Array<{ rssBytes: number; heapBytes: number }>;
+          workers: Array<{ rssBytes: number; heapBytes: number; eventLoopLagMs: number }>;
         };
+        lagTimeline.push(Math.max(...st.workers.map((w) => w.eventLoopLagMs)));
         peakRss = Math.max(
           peakRss,
           st.workers.reduce((a, w) => a + w.rssBytes, 0),
@@ -83,6 +86,7 @@ try {
       scriptArgs: await workload.args({ c, estRps: 0 }),
     });
     clearInterval(sampler);
+    console.log(`largest event-loop lag, once a second (ms): ${lagTimeline.map((l) => Math.round(l)).join(" ")}`);
     console.log(`workers' peak RSS during the load ${Math.round(peakRss / 1048576)} MiB (JS heaps ${Math.round(peakHeap / 1048576)} MiB)`);
     const cpu = { qdp: cpuSeconds(qdpPids) - cpu0.qdp, up: cpuSeconds(upPids) - cpu0.up, all: boxJiffies()[0] / 100 - cpu0.all };
     const cap = (connections * Math.floor(seconds / 4)) / seconds;
@@ -110,6 +114,8 @@ try {
     ["qdp_upstream_latency_seconds", "upstream_a"],
     ["qdp_upstream_latency_seconds", "upstream_b"],
     ["qdp_record_store_latency_seconds", 'op="insert"'],
+    ["qdp_event_loop_lag_seconds", "worker="],
+    ["qdp_hop_latency_seconds", "worker="],
   ] as const) {
     console.log(`${name} ${label}: ${quantiles(metrics, name, label)}`);
   }
