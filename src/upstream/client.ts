@@ -83,6 +83,28 @@ function headersFor(hasBody: boolean, who: CallIdentity | undefined, extra: Reco
   return h;
 }
 
+/**
+ * Upstream URLs parsed once each: services call the same few configured URLs for every call,
+ * and a URL object per request (with the origin read back out of it by the pool) was measurable.
+ * The cached objects are never changed; bounded in case a service builds URLs per call.
+ */
+const parsed = new Map<string, URL>();
+const MAX_PARSED = 1024;
+
+function parsedUrl(url: string): URL {
+  let u = parsed.get(url);
+  if (u === undefined) {
+    try {
+      u = new URL(url);
+    } catch {
+      throw new QdpError("UPSTREAM_ERROR", "upstream URL is not configured or invalid");
+    }
+    if (parsed.size >= MAX_PARSED) parsed.clear();
+    parsed.set(url, u);
+  }
+  return u;
+}
+
 const timeouts = new DeadlineQueue();
 setInterval(() => timeouts.sweep(Date.now()), 20).unref();
 
@@ -96,14 +118,22 @@ export interface CallIdentity {
 /** A client bound to one call. */
 export function createUpstreamClient(scope: CallScope, opts: UpstreamClientOptions, who?: CallIdentity): UpstreamClient {
   async function call(method: "GET" | "POST", url: string, body: unknown, req: UpstreamRequest = {}): Promise<unknown> {
-    let target: URL;
-    try {
-      target = new URL(url);
-    } catch {
-      throw new QdpError("UPSTREAM_ERROR", "upstream URL is not configured or invalid");
+    const base = parsedUrl(url);
+    // The query is appended as URLSearchParams.set would write it. A base URL with a query of
+    // its own goes through URLSearchParams itself (set replaces a parameter already there).
+    let target = base;
+    let path: string | undefined;
+    if (req.query !== undefined) {
+      const params = new URLSearchParams(req.query).toString();
+      if (params !== "") {
+        if (base.search === "") path = `${base.pathname}?${params}`;
+        else {
+          target = new URL(base);
+          for (const [k, v] of Object.entries(req.query)) target.searchParams.set(k, v);
+        }
+      }
     }
-    for (const [k, v] of Object.entries(req.query ?? {})) target.searchParams.set(k, v);
-    const name = req.name ?? target.host;
+    const name = req.name ?? base.host;
     const stats = upstreamStatsFor(name);
     if (scope.aborted) throw new QdpError("TIMEOUT", `no time left to call upstream ${name}`);
     const timeoutMs = Math.min(req.timeoutMs ?? opts.timeoutMs, opts.timeoutMs);
@@ -123,6 +153,7 @@ export function createUpstreamClient(scope: CallScope, opts: UpstreamClientOptio
       const res = await (pool ??= createHttpClient({ maxPerOrigin: poolLimit })).request({
         method,
         url: target,
+        target: path,
         signal,
         headers: headersFor(body !== undefined, who, req.headers),
         body: body === undefined ? undefined : JSON.stringify(body),

@@ -23,6 +23,12 @@ import { writeAll, writePending } from "../core/pending-writes.ts";
 export interface HttpRequest {
   method: string;
   url: URL;
+  /**
+   * Path and query as sent on the request line; default `url.pathname + url.search`. Lets a
+   * caller reuse one URL object for an origin and path it calls often (the origin is then
+   * looked up once per URL object, not parsed out of it per request).
+   */
+  target?: string;
   /** Extra header fields (lower-case names); host and content-length are set here. */
   headers?: Record<string, string>;
   body?: string | Uint8Array;
@@ -134,7 +140,16 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
   }, SWEEP_MS);
   sweeper.unref?.();
 
+  /** The origin of each URL object seen, so a URL reused for many requests is read once. */
+  const originByUrl = new WeakMap<URL, Origin>();
+
   function originOf(url: URL): Origin {
+    let o = originByUrl.get(url);
+    if (o === undefined) originByUrl.set(url, (o = originFromUrl(url)));
+    return o;
+  }
+
+  function originFromUrl(url: URL): Origin {
     const tls = url.protocol === "https:";
     if (!tls && url.protocol !== "http:") throw new UpstreamHttpError(`unsupported URL scheme ${url.protocol}`, "bad-request");
     const port = url.port === "" ? (tls ? 443 : 80) : Number(url.port);
@@ -290,7 +305,7 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
   }
 
   function encode(req: HttpRequest, o: Origin): Uint8Array {
-    let head = `${req.method} ${req.url.pathname}${req.url.search} HTTP/1.1\r\nhost: ${o.host}\r\n`;
+    let head = `${req.method} ${req.target ?? req.url.pathname + req.url.search} HTTP/1.1\r\nhost: ${o.host}\r\n`;
     for (const name in req.headers) head += `${name}: ${req.headers[name]}\r\n`;
     if (req.keepAlive === false) head += "connection: close\r\n";
     const body = req.body === undefined ? null : typeof req.body === "string" ? Buffer.from(req.body) : req.body;
