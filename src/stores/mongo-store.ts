@@ -47,6 +47,8 @@ const DEFAULT_DATABASE = "qdp";
 const MAX_BATCHES_IN_FLIGHT = 1;
 /** Documents per insertMany; the driver would split larger ones itself, this keeps one batch's wait short. */
 const MAX_BATCH_DOCS = 1000;
+/** {user, _id} serves find({user}) sorted newest first; find() without a user uses the _id index. */
+const USER_INDEX = [{ user: 1, _id: -1 }, { name: "user_1__id_-1" }] as const;
 
 /**
  * Connects and returns the store. Rejects within about `connectTimeoutMs` when no server
@@ -64,17 +66,18 @@ export async function createMongoStore(opts: MongoStoreOptions): Promise<RecordS
     new Error(`cannot reach MongoDB at ${redactMongoUrl(opts.url)} (QDP_MONGO_URL): ${reasonOf(err)}`, { cause: err });
 
   const w = parseWriteConcern(opts.writeConcern);
+  const socketTimeout = opts.socketTimeoutMs !== undefined && !/[?&]sockettimeoutms=/i.test(opts.url) ? { socketTimeoutMS: opts.socketTimeoutMs } : {};
+  const clientOptions = {
+    maxPoolSize: opts.poolSize,
+    writeConcern: { w },
+    // Both bounds matter: server selection covers "nothing listens" and "no primary",
+    // connect covers a TCP handshake that never completes (a filtered port).
+    serverSelectionTimeoutMS: timeoutMs,
+    connectTimeoutMS: timeoutMs,
+  };
   let client: MongoClient;
   try {
-    client = new MongoClient(opts.url, {
-      maxPoolSize: opts.poolSize,
-      writeConcern: { w },
-      // Both bounds matter: server selection covers "nothing listens" and "no primary",
-      // connect covers a TCP handshake that never completes (a filtered port).
-      serverSelectionTimeoutMS: timeoutMs,
-      connectTimeoutMS: timeoutMs,
-      ...(opts.socketTimeoutMs !== undefined && !/[?&]sockettimeoutms=/i.test(opts.url) ? { socketTimeoutMS: opts.socketTimeoutMs } : {}),
-    });
+    client = new MongoClient(opts.url, { ...clientOptions, ...socketTimeout });
   } catch (err) {
     throw unreachable(err); // a malformed URL; same message so the operator sees which variable
   }
@@ -96,10 +99,9 @@ export async function createMongoStore(opts: MongoStoreOptions): Promise<RecordS
   const ensureIndexes = (name: string): Promise<void> => {
     let p = indexed.get(name);
     if (!p) {
-      // {user, _id} serves find({user}) sorted newest first; find() without a user uses the _id index.
       p = db
         .collection(name)
-        .createIndex({ user: 1, _id: -1 }, { name: "user_1__id_-1" })
+        .createIndex(...USER_INDEX)
         .then(() => undefined);
       p.catch(() => indexed.delete(name));
       indexed.set(name, p);
@@ -112,13 +114,29 @@ export async function createMongoStore(opts: MongoStoreOptions): Promise<RecordS
     return db.collection(name);
   };
 
+  // The start-up builds go through a client of their own without the socket timeout: building
+  // an index on a large existing collection sends nothing back until it is done, which may take
+  // far longer than any call may wait, and the worker would then refuse to start.
+  const indexClient = "socketTimeoutMS" in socketTimeout ? new MongoClient(opts.url, { ...clientOptions, maxPoolSize: 1 }) : client;
   try {
-    await Promise.all((opts.collections ?? ["quotes"]).map(ensureIndexes));
+    const indexDb = indexClient.db(databaseFromUrl(opts.url));
+    await Promise.all(
+      (opts.collections ?? ["quotes"]).map((name) => {
+        const p = indexDb
+          .collection(name)
+          .createIndex(...USER_INDEX)
+          .then(() => undefined);
+        indexed.set(name, p);
+        return p;
+      }),
+    );
   } catch (err) {
     await client.close().catch(() => {});
     throw new Error(`MongoDB at ${redactMongoUrl(opts.url)} (QDP_MONGO_URL): cannot create indexes: ${reasonOf(err)}`, {
       cause: err,
     });
+  } finally {
+    if (indexClient !== client) await indexClient.close().catch(() => {});
   }
 
   /**
