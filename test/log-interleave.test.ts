@@ -1,0 +1,29 @@
+/**
+ * Workers and the supervisor share one stdout (a pipe to journald, docker or the test harness).
+ * A write to a pipe is atomic only up to PIPE_BUF (4096 bytes): the logger hands lines over in
+ * writes of whole lines no larger than that, so lines of processes writing at once never cut into
+ * each other. Three real processes each write bursts of access lines into one pipe.
+ */
+import { expect, test } from "bun:test";
+import { join } from "node:path";
+import { BUN, ROOT } from "./support/cluster.ts";
+
+test("three processes logging bursts into one pipe: every line arrives whole", async () => {
+  const fixture = join(ROOT, "test/fixtures/log-burst.ts");
+  const one = `${JSON.stringify(BUN)} ${JSON.stringify(fixture)} 4000`;
+  // One shell, one stdout pipe: the three writers share it as workers share the supervisor's.
+  const proc = Bun.spawn(["sh", "-c", `${one} & ${one} & ${one} & wait`], { stdout: "pipe", stderr: "inherit" });
+  const text = await new Response(proc.stdout).text();
+  expect(await proc.exited).toBe(0);
+  const lines = text.split("\n").filter((l) => l !== "");
+  const broken = lines.filter((l) => {
+    try {
+      JSON.parse(l);
+      return false;
+    } catch {
+      return true;
+    }
+  });
+  expect(broken.slice(0, 3)).toEqual([]);
+  expect(lines.length).toBe(3 * 4001);
+}, 30_000);
