@@ -67,7 +67,7 @@ export interface WorkerStats {
   connections: number;
   upstream: Record<string, { calls: number; errors: number; timeouts: number; latency: HistogramData }>;
   /** The record store's operations (insert, get, find) that ran, with their latency. */
-  records?: Partial<Record<"insert" | "get" | "find", RecordOpStats>>;
+  records?: Partial<Record<RecordOp, RecordOpStats>>;
   /** User + system CPU seconds of the process. */
   cpuSeconds: number;
   /** Open file descriptors, sockets included (null without /proc). */
@@ -114,6 +114,9 @@ export interface ReloadReport {
   /** Why it failed: the replacement's own message when it gave one. */
   error: string | null;
 }
+
+/** The record store's operations, as timed for /stats and /metrics. */
+export type RecordOp = "insert" | "get" | "find";
 
 /** One record store operation in /stats: calls, failures, latency. */
 export interface RecordOpStats {

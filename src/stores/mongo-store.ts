@@ -8,7 +8,7 @@
  * "newest first": exact inside a worker, to the second between workers.
  */
 import { redactUrl } from "../core/config.ts";
-import { MongoClient, ObjectId, type Collection, type Document, type W } from "mongodb";
+import { MongoClient, ObjectId, type Collection, type Db, type Document, type W } from "mongodb";
 import type { RecordInput, RecordQuery, RecordStore, StoredRecord } from "./record-store.ts";
 
 export interface MongoStoreOptions {
@@ -96,13 +96,15 @@ export async function createMongoStore(opts: MongoStoreOptions): Promise<RecordS
 
   // One index build per collection per process; a failed build is forgotten so the next call retries.
   const indexed = new Map<string, Promise<void>>();
+  const buildIndexes = (on: Db, name: string): Promise<void> =>
+    on
+      .collection(name)
+      .createIndex(...USER_INDEX)
+      .then(() => undefined);
   const ensureIndexes = (name: string): Promise<void> => {
     let p = indexed.get(name);
     if (!p) {
-      p = db
-        .collection(name)
-        .createIndex(...USER_INDEX)
-        .then(() => undefined);
+      p = buildIndexes(db, name);
       p.catch(() => indexed.delete(name));
       indexed.set(name, p);
     }
@@ -122,10 +124,7 @@ export async function createMongoStore(opts: MongoStoreOptions): Promise<RecordS
     const indexDb = indexClient.db(databaseFromUrl(opts.url));
     await Promise.all(
       (opts.collections ?? ["quotes"]).map((name) => {
-        const p = indexDb
-          .collection(name)
-          .createIndex(...USER_INDEX)
-          .then(() => undefined);
+        const p = buildIndexes(indexDb, name);
         indexed.set(name, p);
         return p;
       }),

@@ -5,10 +5,8 @@
  * which of its waits grew.
  */
 import { Histogram } from "../telemetry/histogram.ts";
-import type { RecordOpStats } from "../types.ts";
+import type { RecordOp, RecordOpStats } from "../types.ts";
 import type { RecordStore } from "./record-store.ts";
-
-export type RecordOp = "insert" | "get" | "find";
 
 export interface TimedRecordStore extends RecordStore {
   /** Per operation that ran at least once. */

@@ -5,9 +5,10 @@
  *
  * When lines are written: warn and error lines at the end of their tick; info and debug lines
  * (the access log: one per call) within {@link LAZY_FLUSH_MS}, or as soon as
- * {@link LAZY_FLUSH_BYTES} are waiting. Lines are joined here and handed to the sink per flush in
- * writes of whole lines up to {@link ATOMIC_WRITE_BYTES}: handed over one by one they cost one write(2) each, ~8 µs per call at -c100 with the
- * access log on (bench/ladder.ts: 38.9 vs 30.9 µs with it off; 2–4 µs now). A worker killed
+ * {@link LAZY_FLUSH_BYTES} are waiting. Lines are joined here and handed to the sink per flush,
+ * in writes of whole lines up to {@link ATOMIC_WRITE_BYTES}: handed over one by one they cost one
+ * write(2) each, ~8 µs per call at -c100 with the access log on (bench/ladder.ts: 38.9 vs 30.9 µs
+ * with it off; 2–4 µs now). A worker killed
  * with -9 loses at most the last {@link LAZY_FLUSH_MS} of info lines; a graceful exit and
  * process.exit write everything.
  */
@@ -27,7 +28,7 @@ const sink = Bun.stdout.writer();
 /**
  * Lines waiting for the next flush. Kept here, not in the sink: Bun's FileSink writes to the
  * file descriptor on every `write()` it is given (strace: one write(2) per call with the
- * access log on), so lines are joined and handed over once per flush.
+ * access log on), so lines are joined and handed over per flush in a few writes (takeWrites).
  */
 let waiting: string[] = [];
 /** UTF-8 bytes of each waiting line, so writes can be cut at whole lines. */
