@@ -20,7 +20,14 @@ test(`fuzz: ${ROUNDS} connections of random, mutated and pipelined input`, async
   const int = (n: number) => Math.floor(rand() * n);
   const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)]!;
 
-  const c = await startCluster({ workers: 2, env: { QDP_BODY_TIMEOUT_MS: "300", QDP_MAX_BODY: "64k" } });
+  // demo.quote (1002) needs its upstreams: without them a well-formed quote call is answered
+  // 502 UPSTREAM_ERROR, rightly, and a seed that builds one failed this test.
+  const upstream = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => Response.json({ price: 1 }) });
+  const up = `http://127.0.0.1:${upstream.port}`;
+  const c = await startCluster({
+    workers: 2,
+    env: { QDP_BODY_TIMEOUT_MS: "300", QDP_MAX_BODY: "64k", QDP_UPSTREAM_A: `${up}/a`, QDP_UPSTREAM_B: `${up}/b` },
+  });
   try {
     const before = await c.stats();
     const bad: string[] = [];
@@ -137,5 +144,6 @@ test(`fuzz: ${ROUNDS} connections of random, mutated and pipelined input`, async
     ok.close();
   } finally {
     await c.stop();
+    upstream.stop(true);
   }
 }, 120_000);
