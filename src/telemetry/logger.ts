@@ -35,6 +35,14 @@ let waiting: string[] = [];
 let sizes: number[] = [];
 let buffered = 0;
 /**
+ * Whole-line writes not handed to the sink yet, and the sink's flush while it still holds one
+ * the pipe has not taken (the reader is behind). Handed over one at a time and flushed each: the
+ * sink joins whatever it holds into one larger write, which another process's lines could cut
+ * into — so while it holds one, the rest wait here, counted in `buffered` (the drop bound).
+ */
+let ready: string[] = [];
+let busy: Promise<void> | null = null;
+/**
  * Largest write handed to the sink. Workers and the supervisor share one stdout (a pipe to
  * journald, docker or a test), and a write to a pipe is atomic only up to PIPE_BUF (4096 bytes on
  * Linux): larger ones from processes writing at once cut into each other's lines (seen: a test
@@ -80,16 +88,32 @@ function flush(): void {
     lazy = null;
   }
   if (dropped > 0) {
-    push(JSON.stringify({ t: new Date().toISOString(), level: "warn", msg: "log lines dropped", dropped }) + "\n");
+    const line = JSON.stringify({ t: new Date().toISOString(), level: "warn", msg: "log lines dropped", dropped }) + "\n";
+    buffered += line.length;
+    push(line);
     dropped = 0;
   }
-  buffered = 0;
-  if (waiting.length === 0) return;
-  // Flushed one by one: the sink would otherwise join what it is given into larger writes.
-  for (const w of takeWrites()) {
+  if (waiting.length > 0) ready.push(...takeWrites());
+  handOver();
+}
+
+function handOver(): void {
+  while (busy === null && ready.length > 0) {
+    const w = ready.shift()!;
+    buffered = Math.max(0, buffered - w.length);
     sink.write(w);
     const r = sink.flush();
-    if (r instanceof Promise) r.catch(() => {});
+    if (r instanceof Promise) {
+      busy = r.then(
+        () => {
+          busy = null;
+          handOver();
+        },
+        () => {
+          busy = null;
+        },
+      );
+    }
   }
 }
 
@@ -111,19 +135,36 @@ function emit(line: string, urgent: boolean): void {
 }
 
 // A process that exits without flushLogs (process.exit on a lost supervisor) still writes the
-// lines that were waiting for their timer: synchronously, the only way left in an exit handler.
+// lines that were waiting: synchronously, the only way left in an exit handler, waiting up to
+// EXIT_WRITE_MS for a reader that is behind instead of giving up at the first EAGAIN (the one
+// write the sink may hold is written by the sink itself at exit).
+const EXIT_WRITE_MS = 5000;
 process.on("exit", () => {
-  if (waiting.length === 0) return;
+  const writes = [...ready, ...takeWrites()];
+  ready = [];
+  const until = Date.now() + EXIT_WRITE_MS;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
   try {
-    for (const w of takeWrites()) writeSync(1, w);
+    for (const w of writes) {
+      let bytes = Buffer.from(w);
+      while (bytes.length > 0) {
+        try {
+          bytes = bytes.subarray(writeSync(1, bytes));
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== "EAGAIN" || Date.now() > until) throw err;
+          Atomics.wait(pause, 0, 0, 5);
+        }
+      }
+    }
   } catch {
-    // stdout is gone: nothing to tell
+    // stdout is gone, or nobody reads it: nothing to tell
   }
 });
 
 /** Flushes what is buffered (before exit). */
 export async function flushLogs(): Promise<void> {
   flush();
+  while (busy !== null) await busy;
   await sink.flush();
 }
 
