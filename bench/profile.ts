@@ -103,11 +103,11 @@ try {
   const cpu = cpuSeconds(workers) - before;
   if (server.statsUrl) {
     const st = (await (await fetch(`${server.statsUrl}/stats`)).json()) as {
-      workers: Array<{ index: number; hopFrames: number; hopWrites: number; hopsIn: number }>;
+      workers: Array<{ index: number; hopFrames: number; hopWrites: number; hopsIn: number; heapBytes: number; rssBytes: number; nonces: number }>;
     };
     for (const w of st.workers)
       console.log(
-        `worker ${w.index}: ${w.hopFrames} hop frames in ${w.hopWrites} writes (${(w.hopFrames / Math.max(1, w.hopWrites)).toFixed(1)} per write), ${w.hopsIn} calls run for other edges`,
+        `worker ${w.index}: ${w.hopFrames} hop frames in ${w.hopWrites} writes (${(w.hopFrames / Math.max(1, w.hopWrites)).toFixed(1)} per write), ${w.hopsIn} calls run for other edges; heap ${mib(w.heapBytes)}, RSS ${mib(w.rssBytes)}, ${w.nonces} nonces remembered`,
       );
   }
   const rssLoaded = treeRssBytes(workers);

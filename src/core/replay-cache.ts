@@ -16,13 +16,16 @@
  *   503 OVERLOADED. Accepting without remembering would open a replay hole; evicting early would
  *   too — refusing is the only answer that keeps the guarantee.
  *
- * Lookups go to one hash map (key → timestamp), not to every bucket: asking 62 buckets cost
- * ~1.5 µs per call against ~0.2 µs for one map. A dropped bucket's keys are then deleted from that
- * map a few per call (incrementally, so a bucket of 100k keys never causes a pause), and a key
+ * Lookups go to one hash table (key → timestamp, key-time-table.ts: typed arrays, which the
+ * garbage collector never traces), not to every bucket: asking 62 buckets cost ~1.5 µs per call
+ * against ~0.2 µs for one table. A dropped bucket's keys are then deleted from that
+ * table a few per call (incrementally, so a bucket of 100k keys never causes a pause), and a key
  * whose timestamp has left the window counts as absent even before its deletion comes round.
  *
  * Pure TypeScript; one instance per process (the owner of a user holds that user's nonces).
  */
+
+import { KeyTimeTable } from "./key-time-table.ts";
 
 /** The cache's answer for one call. */
 export type ReplayVerdict = "fresh" | "replay" | "full";
@@ -73,7 +76,7 @@ export interface ReplayCache {
   readonly size: number;
 }
 
-/** Keys deleted from the lookup map per call while dropped buckets are pending: > 1 so deletion outpaces insertion. */
+/** Keys deleted from the lookup table per call while dropped buckets are pending: > 1 so deletion outpaces insertion. */
 const PURGE_STEP = 32;
 
 /** Builds a replay cache. See the module comment for the memory bound. */
@@ -85,8 +88,8 @@ export function createReplayCache(options: ReplayCacheOptions): ReplayCache {
   if (!(Number.isInteger(bucketSec) && bucketSec > 0)) throw new RangeError("bucketSec must be a positive integer");
   if (!(Number.isFinite(windowSec) && windowSec >= 0)) throw new RangeError("windowSec must be a non-negative number");
 
-  /** key → the timestamp it was accepted with; the one place lookups go. */
-  const seen = new Map<number, number>();
+  /** key → the timestamp it was accepted with (0 = absent); the one place lookups go. */
+  const seen = new KeyTimeTable();
   /** bucket index (floor(timestamp / bucketSec)) → the keys filed under it, for expiry. */
   const buckets = new Map<number, number[]>();
   /** Dropped buckets whose keys still have to leave `seen`; drained a few keys per call. */
@@ -94,7 +97,9 @@ export function createReplayCache(options: ReplayCacheOptions): ReplayCache {
   let pendingAt = 0;
   let lastSweepSec = Number.NaN;
 
-  const inWindow = (timestampSec: number, nowSec: number): boolean => Number.isFinite(timestampSec) && Math.abs(timestampSec - nowSec) <= windowSec;
+  // Signed timestamps are whole seconds (signing.ts); anything else cannot be vouched for.
+  const inWindow = (timestampSec: number, nowSec: number): boolean =>
+    Number.isInteger(timestampSec) && timestampSec > 0 && Math.abs(timestampSec - nowSec) <= windowSec;
 
   /** Drops every bucket whose newest possible timestamp is already older than the window. */
   const sweep = (nowSec: number): void => {
@@ -118,7 +123,7 @@ export function createReplayCache(options: ReplayCacheOptions): ReplayCache {
         const key = keys[pendingAt++] ?? 0;
         const ts = seen.get(key);
         // The key may have been accepted again since (after its old timestamp expired): keep that.
-        if (ts !== undefined && ts < nowSec - windowSec) seen.delete(key);
+        if (ts !== 0 && ts < nowSec - windowSec) seen.delete(key);
         budget--;
       }
       if (pendingAt >= keys.length) {
@@ -130,7 +135,7 @@ export function createReplayCache(options: ReplayCacheOptions): ReplayCache {
 
   const isRemembered = (key: number, nowSec: number): boolean => {
     const ts = seen.get(key);
-    return ts !== undefined && inWindow(ts, nowSec);
+    return ts !== 0 && inWindow(ts, nowSec);
   };
 
   /** Room for one more key? Drains dropped buckets completely before saying no. */
@@ -162,10 +167,9 @@ export function createReplayCache(options: ReplayCacheOptions): ReplayCache {
 
     export(nowSec) {
       const out: ReplayEntry[] = [];
-      for (const [key, timestampSec] of seen) {
-        if (nowSec !== undefined && !inWindow(timestampSec, nowSec)) continue;
-        out.push({ key, timestampSec });
-      }
+      seen.forEach((key, timestampSec) => {
+        if (nowSec === undefined || inWindow(timestampSec, nowSec)) out.push({ key, timestampSec });
+      });
       return out;
     },
 
@@ -175,7 +179,7 @@ export function createReplayCache(options: ReplayCacheOptions): ReplayCache {
       for (const e of entries) {
         if (!inWindow(e.timestampSec, nowSec)) continue;
         const key = e.key;
-        if (!Number.isSafeInteger(key) || key < 0) continue;
+        if (!Number.isSafeInteger(key) || key < 0 || key >= 2 ** 53) continue;
         if (isRemembered(key, nowSec)) continue;
         if (!seen.has(key) && !hasRoom(nowSec)) break;
         remember(key, e.timestampSec);
@@ -193,8 +197,8 @@ export function createReplayCache(options: ReplayCacheOptions): ReplayCache {
 /**
  * The key of a (user, nonce) pair: a 53-bit hash of user + NUL + nonce (NUL occurs in neither,
  * and "no user" is the empty string, which is not a valid user id), from two independently
- * seeded 32-bit MurmurHash3 mixes. A number instead of the string keeps an entry at a few dozen
- * bytes instead of ~280 and gives the garbage collector nothing to trace — what lets a worker
+ * seeded 32-bit MurmurHash3 mixes. A number instead of the string keeps an entry at 12–48 bytes
+ * of typed arrays (key-time-table.ts) instead of ~280 and gives the garbage collector nothing to trace — what lets a worker
  * remember millions of nonces. The price is a chance of about n / 2^53 (n = nonces remembered)
  * that a fresh call is taken for a replay and refused with 401 — under 1 in 4 billion at 2
  * million remembered; a replay itself is always caught, as equal pairs have equal keys.
