@@ -168,6 +168,42 @@ describe("hand-over on reload", () => {
 });
 
 describe("replay keys", () => {
+  // Keys travel to the next version in a rolling reload, so they must never change: this is
+  // how they were first computed (two MurmurHash3 passes over user + NUL + nonce).
+  test("are the same numbers as the first version's, for ASCII, non-ASCII, astral and empty users", () => {
+    const murmur32 = (text: string, seed: number): number => {
+      let h = seed >>> 0;
+      for (let i = 0; i < text.length; i++) {
+        let k = Math.imul(text.charCodeAt(i), 0xcc9e2d51);
+        k = (k << 15) | (k >>> 17);
+        k = Math.imul(k, 0x1b873593);
+        h ^= k;
+        h = (h << 13) | (h >>> 19);
+        h = (Math.imul(h, 5) + 0xe6546b64) | 0;
+      }
+      h ^= text.length;
+      h ^= h >>> 16;
+      h = Math.imul(h, 0x85ebca6b);
+      h ^= h >>> 13;
+      h = Math.imul(h, 0xc2b2ae35);
+      h ^= h >>> 16;
+      return h >>> 0;
+    };
+    const firstVersion = (user: string | null, nonce: string): number => {
+      const text = `${user ?? ""}\u0000${nonce}`;
+      return (murmur32(text, 0x9747b28c) & 0x1fffff) * 0x100000000 + murmur32(text, 0x5bd1e995);
+    };
+    const users = [null, "u1", "用户", "😀x", "a".repeat(200), "x\u00ff\u0100"];
+    for (const user of users) {
+      for (let i = 0; i < 2_000; i++) {
+        const n = `nonce-${i.toString(36).padStart(16, "0")}`.slice(0, 16 + (i % 48));
+        expect(replayKey(user, n)).toBe(firstVersion(user, n));
+      }
+    }
+    // And one literal value, in case both sides above were changed together.
+    expect(replayKey("u1", "abcdefghijklmnop")).toBe(6484466210328978);
+  });
+
   test("equal pairs have equal keys; 53-bit safe integers; no collisions among 2 million distinct pairs", () => {
     expect(replayKey("u1", "abcdefghijklmnop")).toBe(replayKey("u1", "abcdefghijklmnop"));
     expect(replayKey(null, "abcdefghijklmnop")).not.toBe(replayKey("u1", "abcdefghijklmnop"));

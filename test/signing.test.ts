@@ -151,6 +151,18 @@ describe("rejections, each with its own reason", () => {
     expect(rejection(() => verifyRequest(inputOf(first, {}, { signature: flipped }), ring, now))).toContain("bad signature");
   });
 
+  test("a signature off by one hex digit anywhere, by any value, is refused; the right one still passes", () => {
+    const hex = first.signature.slice(3);
+    for (let at = 0; at < 64; at++) {
+      for (const digit of "0123456789abcdef") {
+        if (digit === hex[at]) continue;
+        const wrong = `v1=${hex.slice(0, at)}${digit}${hex.slice(at + 1)}`;
+        expect(rejection(() => verifyRequest(inputOf(first, {}, { signature: wrong }), ring, now))).toContain("bad signature");
+      }
+    }
+    expect(verifyRequest(inputOf(first), ring, now).keyId).toBe(first.keyId);
+  });
+
   test("messages never contain a secret", () => {
     const inputs: VerifyInput[] = [inputOf(first, {}, { signature: "v1=" + "0".repeat(64) }), inputOf(first, { body: enc.encode("x") })];
     for (const input of inputs) {

@@ -204,26 +204,50 @@ export function createReplayCache(options: ReplayCacheOptions): ReplayCache {
  * million remembered; a replay itself is always caught, as equal pairs have equal keys.
  */
 export function replayKey(user: string | null, nonce: string): number {
-  const text = `${user ?? ""}\u0000${nonce}`;
-  return (murmur32(text, 0x9747b28c) & 0x1fffff) * 0x100000000 + murmur32(text, 0x5bd1e995);
+  // Both mixes in one pass over user, NUL, nonce — the same numbers as hashing the joined text
+  // twice, without building it (keys must not change: a rolling reload hands them to the next
+  // version, which must recognise them).
+  const u = user ?? "";
+  let h1 = SEED_HI;
+  let h2 = SEED_LO;
+  for (let i = 0; i < u.length; i++) {
+    const k = mixChar(u.charCodeAt(i));
+    h1 = mixInto(h1, k);
+    h2 = mixInto(h2, k);
+  }
+  const k0 = mixChar(0);
+  h1 = mixInto(h1, k0);
+  h2 = mixInto(h2, k0);
+  for (let i = 0; i < nonce.length; i++) {
+    const k = mixChar(nonce.charCodeAt(i));
+    h1 = mixInto(h1, k);
+    h2 = mixInto(h2, k);
+  }
+  const length = u.length + 1 + nonce.length;
+  return (finish(h1, length) & 0x1fffff) * 0x100000000 + finish(h2, length);
 }
 
-/** MurmurHash3 (x86, 32-bit) over UTF-16 code units. */
-function murmur32(text: string, seed: number): number {
-  let h = seed >>> 0;
-  for (let i = 0; i < text.length; i++) {
-    let k = Math.imul(text.charCodeAt(i), 0xcc9e2d51);
-    k = (k << 15) | (k >>> 17);
-    k = Math.imul(k, 0x1b873593);
-    h ^= k;
-    h = (h << 13) | (h >>> 19);
-    h = (Math.imul(h, 5) + 0xe6546b64) | 0;
-  }
-  h ^= text.length;
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
+const SEED_HI = 0x9747b28c | 0;
+const SEED_LO = 0x5bd1e995 | 0;
+
+/** MurmurHash3 (x86, 32-bit) over UTF-16 code units, in its three steps. */
+function mixChar(code: number): number {
+  let k = Math.imul(code, 0xcc9e2d51);
+  k = (k << 15) | (k >>> 17);
+  return Math.imul(k, 0x1b873593);
+}
+
+function mixInto(h: number, k: number): number {
+  const x = h ^ k;
+  return (Math.imul((x << 13) | (x >>> 19), 5) + 0xe6546b64) | 0;
+}
+
+function finish(h: number, length: number): number {
+  let x = h ^ length;
+  x ^= x >>> 16;
+  x = Math.imul(x, 0x85ebca6b);
+  x ^= x >>> 13;
+  x = Math.imul(x, 0xc2b2ae35);
+  x ^= x >>> 16;
+  return x >>> 0;
 }
