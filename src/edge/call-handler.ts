@@ -45,7 +45,8 @@ export interface CallHandlerDeps {
   log: Logger;
   /**
    * The access log (QDP_ACCESS_LOG): `share` of the calls (0 = none, 1 = every call, between = a
-   * random sample) is written at info by `write`, one JSON line each. Default: none.
+   * random sample) is written at info by `write`, one JSON line each. Absent here = none (the
+   * worker passes QDP_ACCESS_LOG, whose default is every call).
    */
   accessLog?: { share: number; write: (e: AccessEntry) => void };
   /** Call durations by function and outcome, for `qdp_request_duration_seconds`. */
