@@ -3,9 +3,11 @@
  * index with back-off, no orphans, graceful stop, rolling reload under load, config refusal.
  */
 import { readFileSync } from "node:fs";
+import { totalmem } from "node:os";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { alive, BUN, call, ROOT, startCluster, type Cluster } from "./support/cluster.ts";
 import { startUpstream } from "./support/upstream.ts";
+import { resolveGcRamMb } from "../src/supervisor/gc-ram.ts";
 
 /** Runs `concurrency` loops of calls until `stop()`; counts outcomes. */
 function load(url: string, concurrency: number, body: (i: number) => { path: string; body: unknown; headers?: Record<string, string> }) {
@@ -63,6 +65,14 @@ describe("a running cluster", () => {
     for (const w of (await c.stats()).workers) {
       const environ = readFileSync(`/proc/${w.pid}/environ`, "utf8").split("\0");
       expect(environ).toContain("MIMALLOC_PURGE_DELAY=-1");
+    }
+  });
+
+  test("workers' garbage collectors pace themselves against their share of the host's RAM (QDP_GC_RAM_MB=auto)", async () => {
+    const mb = resolveGcRamMb("auto", 2, totalmem());
+    for (const w of (await c.stats()).workers) {
+      const environ = readFileSync(`/proc/${w.pid}/environ`, "utf8").split("\0");
+      expect(environ).toContain(`BUN_JSC_forceRAMSize=${mb! * 1024 * 1024}`);
     }
   });
 

@@ -142,6 +142,17 @@ export interface Config {
    */
   mallocPurgeMs: number;
   /**
+   * `QDP_GC_RAM_MB`: the memory (MiB) each worker's garbage collector paces itself against,
+   * passed as Bun's `BUN_JSC_forceRAMSize`; `"auto"` (default) = the host's RAM divided by
+   * QDP_WORKERS, at most 4096 (resolved by the supervisor); `0` = JavaScriptCore's own reading
+   * of the host's RAM. Why: JSC lets garbage pile up in proportion to the RAM it sees, and on a
+   * 24 GiB host it let a worker under 5,000 slow calls carry ~2× its live heap in garbage.
+   * Measured (bench/b-stages.ts, C = 10,000, both workers): peak RSS 778–819 MiB with JSC's
+   * reading, 492–533 MiB with any value from 512 MiB to 12 GiB (16 GiB and above: as before),
+   * throughput and CPU per call within the run-to-run noise.
+   */
+  gcRamMb: number | "auto";
+  /**
    * `QDP_MAX_REQUESTS`: a worker that has handled this many calls (answered at its edge or run
    * for another edge) is replaced through the rolling-reload path — sessions and nonces handed
    * over, one worker at a time, never during a reload. 0 = never. Default 0.
@@ -360,6 +371,7 @@ function readConfig(src: Source, env: Source, cpus: number): Config {
     forwardFile: r.optStr("QDP_FORWARD_FILE"),
     workerBunArgs: r.str("QDP_WORKER_BUN_ARGS", "").split(/\s+/).filter(Boolean),
     mallocPurgeMs: r.int("QDP_MALLOC_PURGE_MS", -1, -1, 3_600_000),
+    gcRamMb: "auto",
     maxRequests: r.int("QDP_MAX_REQUESTS", 0, 0, 1_000_000_000),
     maxRequestsJitter: r.int("QDP_MAX_REQUESTS_JITTER", 0, 0, 1_000_000_000),
     maxRssBytes: r.bytes("QDP_MAX_RSS", 0, 1024 ** 4, true),
@@ -376,6 +388,10 @@ function readConfig(src: Source, env: Source, cpus: number): Config {
   if (config.maxRequestsJitter > 0 && config.maxRequests === 0) {
     r.problems.push("QDP_MAX_REQUESTS_JITTER: only means something with QDP_MAX_REQUESTS set");
   }
+  const gcRam = r.str("QDP_GC_RAM_MB", "auto").trim();
+  if (/^auto$/i.test(gcRam)) config.gcRamMb = "auto";
+  else if (/^(0|[1-9][0-9]{0,6})$/.test(gcRam) && (Number(gcRam) === 0 || (Number(gcRam) >= 64 && Number(gcRam) <= 1_048_576))) config.gcRamMb = Number(gcRam);
+  else r.problems.push(`QDP_GC_RAM_MB=${JSON.stringify(gcRam)}: expected auto, 0 (the runtime's own reading of the host's RAM) or MiB from 64 to 1048576`);
   const access = r.str("QDP_ACCESS_LOG", "1");
   if (/^(1|on|true|yes|all)$/i.test(access)) config.accessLog = 1;
   else if (/^(0|off|false|no|none)$/i.test(access)) config.accessLog = 0;
@@ -483,6 +499,7 @@ export const CONFIG_VARIABLES = [
   "QDP_TUNE_SYSCTL",
   "QDP_WORKER_BUN_ARGS",
   "QDP_MALLOC_PURGE_MS",
+  "QDP_GC_RAM_MB",
   "QDP_SESSION_STORE",
   "QDP_REDIS_URL",
   "QDP_REDIS_PREFIX",

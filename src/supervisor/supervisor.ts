@@ -25,6 +25,7 @@ import { startStatsServer } from "./stats-server.ts";
 import { killStuckWorker, startWatchdog } from "./watchdog.ts";
 import { workerRow } from "./worker-row.ts";
 import { createRollingReload } from "./rolling-reload.ts";
+import { gcRamEnv } from "./gc-ram.ts";
 
 const WORKER_ENTRY = new URL("../worker/worker.ts", import.meta.url).pathname;
 
@@ -139,6 +140,9 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
         // to what QDP_MAX_INFLIGHT allows (each call may make a couple of upstream requests),
         // unless the operator set it.
         BUN_CONFIG_MAX_HTTP_REQUESTS: String(Math.min(65_535, Math.max(256, config.maxInflight * 2))),
+        // The RAM the worker's garbage collector paces itself against (QDP_GC_RAM_MB; an
+        // operator's own BUN_JSC_forceRAMSize wins).
+        ...gcRamEnv(config.gcRamMb, config.workers),
         ...process.env,
         // Bun's allocator reads this at start: -1 keeps freed memory for reuse (QDP_MALLOC_PURGE_MS).
         MIMALLOC_PURGE_DELAY: String(config.mallocPurgeMs),
