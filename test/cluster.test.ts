@@ -74,6 +74,12 @@ describe("a running cluster", () => {
       const environ = readFileSync(`/proc/${w.pid}/environ`, "utf8").split("\0");
       expect(environ).toContain(`BUN_JSC_forceRAMSize=${mb! * 1024 * 1024}`);
     }
+    // And the supervisor says what it chose.
+    const started = c
+      .output()
+      .split("\n")
+      .find((l) => l.includes('"supervisor started"'));
+    expect(JSON.parse(started!).gcRamMb).toBe(mb);
   });
 
   test("health, readiness and the contract headers on every response", async () => {

@@ -6,6 +6,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { unlinkSync } from "node:fs";
+import { totalmem } from "node:os";
 import type { Subprocess } from "bun";
 import type { PeerAddress } from "../affinity/hop-client.ts";
 import { hopSocketPath } from "../affinity/hop-server.ts";
@@ -25,7 +26,7 @@ import { startStatsServer } from "./stats-server.ts";
 import { killStuckWorker, startWatchdog } from "./watchdog.ts";
 import { workerRow } from "./worker-row.ts";
 import { createRollingReload } from "./rolling-reload.ts";
-import { gcRamEnv } from "./gc-ram.ts";
+import { gcRamEnv, resolveGcRamMb } from "./gc-ram.ts";
 
 const WORKER_ENTRY = new URL("../worker/worker.ts", import.meta.url).pathname;
 
@@ -461,7 +462,17 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
     process.on("SIGTERM", onStop("SIGTERM"));
     process.on("SIGINT", onStop("SIGINT"));
   });
-  log.info("supervisor started", { pid: process.pid, port: config.port, statsPort: config.statsPort, workers: config.workers, runtimeDir: config.runtimeDir });
+  log.info("supervisor started", {
+    pid: process.pid,
+    port: config.port,
+    statsPort: config.statsPort,
+    workers: config.workers,
+    runtimeDir: config.runtimeDir,
+    // What QDP_GC_RAM_MB came to on this host (null: the runtime's own reading).
+    gcRamMb: process.env.BUN_JSC_forceRAMSize
+      ? Math.round(Number(process.env.BUN_JSC_forceRAMSize) / 1048576)
+      : resolveGcRamMb(config.gcRamMb, config.workers, totalmem()),
+  });
   const allReady = await Promise.race([Promise.all(slots.map((s) => waitReady(s, 30_000))), finished.then(() => [false])]);
   if (allReady.every(Boolean)) log.info("cluster ready", { port: config.port, workers: config.workers });
   await finished;
