@@ -17,22 +17,18 @@
 
 const MIN_CAPACITY = 1024;
 const TWO_32 = 0x1_0000_0000;
+const EMPTY = new Uint32Array(0);
 
 export class KeyTimeTable {
-  private hi: Uint32Array;
-  private lo: Uint32Array;
-  private ts: Uint32Array;
-  private mask: number;
-  private shift: number;
+  private hi = EMPTY;
+  private lo = EMPTY;
+  private ts = EMPTY;
+  private mask = 0;
+  private shift = 32;
   private count = 0;
 
   constructor(capacity = MIN_CAPACITY) {
-    const cap = slotsFor(capacity);
-    this.hi = new Uint32Array(cap);
-    this.lo = new Uint32Array(cap);
-    this.ts = new Uint32Array(cap);
-    this.mask = cap - 1;
-    this.shift = 32 - Math.log2(cap);
+    this.allocate(capacity);
   }
 
   /** Entries held. */
@@ -139,14 +135,19 @@ export class KeyTimeTable {
     return Math.imul(l ^ Math.imul(h, 0x85ebca6b), 0x9e3779b1) >>> this.shift;
   }
 
-  private resize(capacity: number): void {
-    const { hi, lo, ts } = this;
+  /** Empty arrays of at least `capacity` slots (a power of two). */
+  private allocate(capacity: number): void {
     const cap = slotsFor(capacity);
     this.hi = new Uint32Array(cap);
     this.lo = new Uint32Array(cap);
     this.ts = new Uint32Array(cap);
     this.mask = cap - 1;
     this.shift = 32 - Math.log2(cap);
+  }
+
+  private resize(capacity: number): void {
+    const { hi, lo, ts } = this;
+    this.allocate(capacity);
     for (let i = 0; i < ts.length; i++) {
       const t = ts[i] ?? 0;
       if (t === 0) continue;
