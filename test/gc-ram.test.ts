@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { loadConfig } from "../src/core/config.ts";
-import { AUTO_GC_RAM_CAP_MB, resolveGcRamMb } from "../src/supervisor/gc-ram.ts";
+import { totalmem } from "node:os";
+import { AUTO_GC_RAM_CAP_MB, resolveGcRamMb, workerGcRam } from "../src/supervisor/gc-ram.ts";
 
 const GIB = 1024 ** 3;
 
@@ -23,5 +24,14 @@ describe("QDP_GC_RAM_MB", () => {
     // An explicit value is passed as is; 0 leaves the runtime's own reading.
     expect(resolveGcRamMb(8192, 2, 24 * GIB)).toBe(8192);
     expect(resolveGcRamMb(0, 2, 24 * GIB)).toBeNull();
+  });
+
+  test("the workers' environment: the resolved value in bytes, nothing for 0, and an operator's own BUN_JSC_forceRAMSize wins", () => {
+    const mb = resolveGcRamMb("auto", 2, totalmem())!;
+    expect(workerGcRam("auto", 2, {})).toEqual({ mb, env: { BUN_JSC_forceRAMSize: String(mb * 1024 * 1024) } });
+    expect(workerGcRam(0, 2, {})).toEqual({ mb: null, env: {} });
+    // The operator's value reaches the workers through the inherited environment, untouched.
+    expect(workerGcRam("auto", 2, { BUN_JSC_forceRAMSize: String(2 * GIB) })).toEqual({ mb: 2048, env: {} });
+    expect(workerGcRam(512, 2, { BUN_JSC_forceRAMSize: "lots" })).toEqual({ mb: null, env: {} });
   });
 });

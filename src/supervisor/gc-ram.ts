@@ -22,8 +22,22 @@ export function resolveGcRamMb(setting: number | "auto", workers: number, hostBy
   return Math.max(64, Math.min(AUTO_GC_RAM_CAP_MB, Math.floor(hostBytes / MIB / Math.max(1, workers))));
 }
 
-/** The worker environment for the setting: `BUN_JSC_forceRAMSize` in bytes, or nothing. */
-export function gcRamEnv(setting: number | "auto", workers: number): Record<string, string> {
+/** What the workers get: the MiB their collectors see (null: the runtime's own reading) and the environment that says so. */
+export interface WorkerGcRam {
+  mb: number | null;
+  env: Record<string, string>;
+}
+
+/**
+ * The workers' setting, decided once by the supervisor. A `BUN_JSC_forceRAMSize` already in the
+ * supervisor's environment is the operator's and wins: the workers inherit it, nothing is added.
+ */
+export function workerGcRam(setting: number | "auto", workers: number, env: Record<string, string | undefined>): WorkerGcRam {
+  const own = env.BUN_JSC_forceRAMSize;
+  if (own) {
+    const bytes = Number(own);
+    return { mb: Number.isFinite(bytes) ? Math.round(bytes / MIB) : null, env: {} };
+  }
   const mb = resolveGcRamMb(setting, workers, totalmem());
-  return mb === null ? {} : { BUN_JSC_forceRAMSize: String(mb * MIB) };
+  return { mb, env: mb === null ? {} : { BUN_JSC_forceRAMSize: String(mb * MIB) } };
 }

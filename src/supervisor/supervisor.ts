@@ -6,7 +6,6 @@
  */
 import { randomBytes } from "node:crypto";
 import { unlinkSync } from "node:fs";
-import { totalmem } from "node:os";
 import type { Subprocess } from "bun";
 import type { PeerAddress } from "../affinity/hop-client.ts";
 import { hopSocketPath } from "../affinity/hop-server.ts";
@@ -26,7 +25,7 @@ import { startStatsServer } from "./stats-server.ts";
 import { killStuckWorker, startWatchdog } from "./watchdog.ts";
 import { workerRow } from "./worker-row.ts";
 import { createRollingReload } from "./rolling-reload.ts";
-import { gcRamEnv, resolveGcRamMb } from "./gc-ram.ts";
+import { workerGcRam } from "./gc-ram.ts";
 
 const WORKER_ENTRY = new URL("../worker/worker.ts", import.meta.url).pathname;
 
@@ -65,6 +64,8 @@ export interface SupervisorOptions {
 export async function runSupervisor(config: Config, log: Logger, opts: SupervisorOptions = {}): Promise<void> {
   const started = Date.now();
   const secret = randomBytes(32).toString("hex");
+  // The RAM the workers' garbage collectors pace themselves against (QDP_GC_RAM_MB).
+  const gcRam = workerGcRam(config.gcRamMb, config.workers, process.env);
   // The entry point has checked (or made) config.runtimeDir and holds its lock (main.ts).
   // Workers build their forward table from this snapshot, replaced only by an accepted SIGHUP.
   const forwardSnapshot = opts.forwardText === undefined ? undefined : writeSnapshot(config.runtimeDir, opts.forwardText);
@@ -141,9 +142,7 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
         // to what QDP_MAX_INFLIGHT allows (each call may make a couple of upstream requests),
         // unless the operator set it.
         BUN_CONFIG_MAX_HTTP_REQUESTS: String(Math.min(65_535, Math.max(256, config.maxInflight * 2))),
-        // The RAM the worker's garbage collector paces itself against (QDP_GC_RAM_MB; an
-        // operator's own BUN_JSC_forceRAMSize wins).
-        ...gcRamEnv(config.gcRamMb, config.workers),
+        ...gcRam.env,
         ...process.env,
         // Bun's allocator reads this at start: -1 keeps freed memory for reuse (QDP_MALLOC_PURGE_MS).
         MIMALLOC_PURGE_DELAY: String(config.mallocPurgeMs),
@@ -469,9 +468,7 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
     workers: config.workers,
     runtimeDir: config.runtimeDir,
     // What QDP_GC_RAM_MB came to on this host (null: the runtime's own reading).
-    gcRamMb: process.env.BUN_JSC_forceRAMSize
-      ? Math.round(Number(process.env.BUN_JSC_forceRAMSize) / 1048576)
-      : resolveGcRamMb(config.gcRamMb, config.workers, totalmem()),
+    gcRamMb: gcRam.mb,
   });
   const allReady = await Promise.race([Promise.all(slots.map((s) => waitReady(s, 30_000))), finished.then(() => [false])]);
   if (allReady.every(Boolean)) log.info("cluster ready", { port: config.port, workers: config.workers });
