@@ -34,3 +34,22 @@ test("three processes logging bursts into one pipe: every line arrives whole", a
 test("the same with a reader that falls behind (the pipe fills and the writers wait): every line arrives whole", async () => {
   expect(await burstsIntoOnePipe("{ sleep 0.5; cat; }")).toEqual({ broken: [], lines: 3 * 4001 });
 }, 30_000);
+
+test("a process that exits while the pipe is full still writes every line, in order", async () => {
+  // process.exit with ~600 KiB of lines waiting and a reader that takes 4 KiB every 20 ms: the pipe
+  // is full when the exit hook writes its last line. Bun's stdout writer, which the logger used,
+  // held one write then, tried it once more at exit and dropped it (15 lines lost, 3 runs of 3).
+  const fixture = join(ROOT, "test/fixtures/log-burst.ts");
+  const reader = join(ROOT, "test/fixtures/slow-reader.ts");
+  const proc = Bun.spawn(["sh", "-c", `${JSON.stringify(BUN)} ${JSON.stringify(fixture)} 2000 | ${JSON.stringify(BUN)} ${JSON.stringify(reader)}`], {
+    stdout: "pipe",
+    stderr: "inherit",
+  });
+  const text = await new Response(proc.stdout).text();
+  expect(await proc.exited).toBe(0);
+  const ids = text
+    .split("\n")
+    .filter((l) => l !== "")
+    .map((l) => (JSON.parse(l) as { requestId?: string; msg: string }).requestId ?? "last");
+  expect(ids).toEqual([...Array.from({ length: 2000 }, (_, i) => `r${i}`), "last"]);
+}, 30_000);

@@ -52,3 +52,14 @@ test.if(!!strace.path)(
     expect(writes.length).toBeLessThanOrEqual(Math.ceil(bytes / (ATOMIC_WRITE_BYTES - 300)) + 2);
   },
 );
+
+test.if(process.platform === "linux")("the logger puts stdout in non-blocking mode, so a reader that falls behind never stops the event loop", async () => {
+  // The logger writes with writeSync and retries on EAGAIN: on a blocking pipe the same write
+  // would wait for the reader. Creating Bun's stdout writer is what sets O_NONBLOCK (04000).
+  const code = `await import(${JSON.stringify(join(ROOT, "src/telemetry/logger.ts"))}); console.error(require("node:fs").readFileSync("/proc/self/fdinfo/1", "utf8"))`;
+  const proc = Bun.spawn([BUN, "-e", code], { stdout: "pipe", stderr: "pipe" });
+  const [info] = await Promise.all([new Response(proc.stderr).text(), new Response(proc.stdout).text()]);
+  expect(await proc.exited).toBe(0);
+  const flags = Number.parseInt(/flags:\s*(\d+)/.exec(info)?.[1] ?? "", 8);
+  expect(flags & 0o4000).toBe(0o4000);
+});

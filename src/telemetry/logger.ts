@@ -1,16 +1,15 @@
 /**
- * Structured JSON logs, one object per line on stdout, through Bun's async stdout sink, so
- * logging never blocks the event loop; if the reader falls far behind, lines are dropped and
- * counted rather than growing memory without bound.
+ * Structured JSON logs, one object per line on stdout, written without blocking the event loop;
+ * if the reader falls far behind, lines are dropped and counted rather than growing memory
+ * without bound.
  *
  * When lines are written: warn and error lines at the end of their tick; info and debug lines
  * (the access log: one per call) within {@link LAZY_FLUSH_MS}, or as soon as
- * {@link LAZY_FLUSH_BYTES} are waiting. Lines are joined here and handed to the sink per flush,
- * in writes of whole lines up to {@link ATOMIC_WRITE_BYTES}: handed over one by one they cost one
- * write(2) each, ~8 µs per call at -c100 with the access log on (bench/ladder.ts: 38.9 vs 30.9 µs
- * with it off; 2–4 µs now). A worker killed
+ * {@link LAZY_FLUSH_BYTES} are waiting. Lines are joined here per flush into writes of whole
+ * lines up to {@link ATOMIC_WRITE_BYTES}: one write(2) per line cost ~8 µs per call at -c100 with
+ * the access log on (bench/ladder.ts: 38.9 vs 30.9 µs with it off; 2–4 µs now). A worker killed
  * with -9 loses at most the last {@link LAZY_FLUSH_MS} of info lines; a graceful exit and
- * process.exit write everything.
+ * process.exit write everything, in order.
  */
 import { Buffer } from "node:buffer";
 import { writeSync } from "node:fs";
@@ -23,54 +22,66 @@ const MAX_BUFFERED = 4 * 1024 * 1024;
 export const LAZY_FLUSH_MS = 50;
 /** Bytes of waiting lines that are written at once, whatever their level. */
 const LAZY_FLUSH_BYTES = 64 * 1024;
+/** How soon a write the reader had no room for is tried again. */
+const RETRY_MS = 10;
 
-const sink = Bun.stdout.writer();
+// Creating Bun's stdout writer puts stdout in non-blocking mode (O_NONBLOCK; for a pipe that is
+// the open file shared with the supervisor and the other workers, which create it too), so a
+// reader that falls behind makes writeSync fail with EAGAIN instead of stopping the event loop —
+// test/log-writes.test.ts checks the flag. Nothing is written through the writer: it may hold a
+// write the pipe had no room for and, at exit, try it once more and drop it when the pipe is
+// still full (one ~4 KiB write lost in ~1 of 10 runs with a reader 0.5 s behind), or send it
+// after lines of ours written later. Writing ourselves, the lines that wait are ours to keep.
+Bun.stdout.writer();
+
 /**
- * Lines waiting for the next flush. Kept here, not in the sink: Bun's FileSink writes to the
- * file descriptor on every `write()` it is given (strace: one write(2) per call with the
- * access log on), so lines are joined and handed over per flush in a few writes (takeWrites).
+ * Lines waiting for the next flush, joined here so stdout gets few writes (takeWrites), with the
+ * UTF-8 bytes of each so writes can be cut at whole lines.
  */
 let waiting: string[] = [];
-/** UTF-8 bytes of each waiting line, so writes can be cut at whole lines. */
 let sizes: number[] = [];
+/** Characters of lines waiting or not yet written: the drop bound. */
 let buffered = 0;
 /**
- * Whole-line writes not handed to the sink yet, and the sink's flush while it still holds one
- * the pipe has not taken (the reader is behind). Handed over one at a time and flushed each: the
- * sink joins whatever it holds into one larger write, which another process's lines could cut
- * into — so while it holds one, the rest wait here, counted in `buffered` (the drop bound).
+ * Whole-line writes not written yet, oldest first: the reader had no room for the first. Text
+ * while whole; the bytes left of it after a partial write (a socket or terminal may take part).
  */
-let ready: string[] = [];
-let busy: Promise<void> | null = null;
+let ready: (string | Uint8Array)[] = [];
+let readyBytes: number[] = [];
+let retry: Timer | null = null;
+let drained: (() => void)[] = [];
 /**
- * Largest write handed to the sink. Workers and the supervisor share one stdout (a pipe to
- * journald, docker or a test), and a write to a pipe is atomic only up to PIPE_BUF (4096 bytes on
- * Linux): larger ones from processes writing at once cut into each other's lines (seen: a test
- * reading the cluster's output met half lines). Whole lines up to this size per write keep every
- * line intact — ~13 access lines a write, against one write per line before the batching.
+ * Largest write. Workers and the supervisor share one stdout (a pipe to journald, docker or a
+ * test), and a write to a pipe is atomic only up to PIPE_BUF (4096 bytes on Linux): larger ones
+ * from processes writing at once cut into each other's lines (seen: a test reading the
+ * cluster's output met half lines). With O_NONBLOCK such a write is all or nothing: it goes
+ * whole or fails with EAGAIN. Whole lines up to this size per write keep every line intact —
+ * ~13 access lines a write, against one write per line before the batching.
  */
 export const ATOMIC_WRITE_BYTES = 4096;
 const ASCII = /^[\x00-\x7f]*$/;
 
-/** The waiting lines as writes of whole lines, each at most ATOMIC_WRITE_BYTES (a longer line alone). */
-function takeWrites(): string[] {
-  const out: string[] = [];
+/** Moves the waiting lines to `ready` as writes of whole lines, each at most ATOMIC_WRITE_BYTES (a longer line alone). */
+function takeWrites(): void {
   let group = "";
   let size = 0;
   for (let i = 0; i < waiting.length; i++) {
     const n = sizes[i]!;
     if (size > 0 && size + n > ATOMIC_WRITE_BYTES) {
-      out.push(group);
+      ready.push(group);
+      readyBytes.push(size);
       group = "";
       size = 0;
     }
     group += waiting[i]!;
     size += n;
   }
-  if (size > 0) out.push(group);
+  if (size > 0) {
+    ready.push(group);
+    readyBytes.push(size);
+  }
   waiting = [];
   sizes = [];
-  return out;
 }
 
 function push(line: string): void {
@@ -93,28 +104,49 @@ function flush(): void {
     push(line);
     dropped = 0;
   }
-  if (waiting.length > 0) ready.push(...takeWrites());
-  handOver();
+  takeWrites();
+  if (retry === null) writeReady();
 }
 
-function handOver(): void {
-  while (busy === null && ready.length > 0) {
-    const w = ready.shift()!;
-    buffered = Math.max(0, buffered - w.length);
-    sink.write(w);
-    const r = sink.flush();
-    if (r instanceof Promise) {
-      busy = r.then(
-        () => {
-          busy = null;
-          handOver();
-        },
-        () => {
-          busy = null;
-        },
-      );
+/** The first ready write's bytes after `n` of them were written. */
+function rest(w: string | Uint8Array, n: number): Uint8Array {
+  return (typeof w === "string" ? Buffer.from(w) : w).subarray(n);
+}
+
+/**
+ * Writes what is ready, oldest first, until the reader has no room (EAGAIN: tried again in
+ * RETRY_MS, as nothing tells a process that a pipe it shares has room again).
+ */
+function writeReady(): void {
+  retry = null;
+  while (ready.length > 0) {
+    const w = ready[0]!;
+    const size = readyBytes[0]!;
+    let n: number;
+    try {
+      n = typeof w === "string" ? writeSync(1, w) : writeSync(1, w);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "EAGAIN") {
+        retry = setTimeout(writeReady, RETRY_MS);
+        retry.unref(); // a process that ends anyway writes the rest in the exit hook
+        return;
+      }
+      // stdout is closed (EPIPE) or gone: nobody will read these lines, and nobody can be told
+      ready = [];
+      readyBytes = [];
+      buffered = 0;
+      break;
+    }
+    buffered = Math.max(0, buffered - n);
+    if (n < size) {
+      ready[0] = rest(w, n);
+      readyBytes[0] = size - n;
+    } else {
+      ready.shift();
+      readyBytes.shift();
     }
   }
+  for (const done of drained.splice(0)) done();
 }
 
 function emit(line: string, urgent: boolean): void {
@@ -135,18 +167,16 @@ function emit(line: string, urgent: boolean): void {
 }
 
 // A process that exits without flushLogs (process.exit on a lost supervisor) still writes the
-// lines that were waiting: synchronously, the only way left in an exit handler, waiting up to
-// EXIT_WRITE_MS for a reader that is behind instead of giving up at the first EAGAIN (the one
-// write the sink may hold is written by the sink itself at exit).
+// lines that were waiting, in order: synchronously, the only way left in an exit handler, waiting
+// up to EXIT_WRITE_MS for a reader that is behind instead of giving up at the first EAGAIN.
 const EXIT_WRITE_MS = 5000;
 process.on("exit", () => {
-  const writes = [...ready, ...takeWrites()];
-  ready = [];
+  takeWrites();
   const until = Date.now() + EXIT_WRITE_MS;
   const pause = new Int32Array(new SharedArrayBuffer(4));
   try {
-    for (const w of writes) {
-      let bytes = Buffer.from(w);
+    for (const w of ready) {
+      let bytes = typeof w === "string" ? Buffer.from(w) : w;
       while (bytes.length > 0) {
         try {
           bytes = bytes.subarray(writeSync(1, bytes));
@@ -159,13 +189,14 @@ process.on("exit", () => {
   } catch {
     // stdout is gone, or nobody reads it: nothing to tell
   }
+  ready = [];
+  readyBytes = [];
 });
 
-/** Flushes what is buffered (before exit). */
+/** Writes what is buffered (before exit); resolves once stdout has taken it all. */
 export async function flushLogs(): Promise<void> {
   flush();
-  while (busy !== null) await busy;
-  await sink.flush();
+  if (ready.length > 0) await new Promise<void>((done) => drained.push(done));
 }
 
 function errorFields(fields: Record<string, unknown>): Record<string, unknown> {
