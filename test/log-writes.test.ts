@@ -63,3 +63,36 @@ test.if(process.platform === "linux")("the logger puts stdout in non-blocking mo
   const flags = Number.parseInt(/flags:\s*(\d+)/.exec(info)?.[1] ?? "", 8);
   expect(flags & 0o4000).toBe(0o4000);
 });
+
+test.if(!!strace.path)("lines with multi-byte text and lines longer than one write arrive whole and in order, each write cut after a line", () => {
+  const dir = mkdtempSync(join(tmpdir(), "qdp-log-mixed-"));
+  const trace = join(dir, "trace");
+  const out = join(dir, "out");
+  const r = Bun.spawnSync([strace.path!, "-f", "-y", "-e", "trace=write,writev,pwrite64,pwritev", "-o", trace, BUN, join(ROOT, "test/fixtures/log-mixed.ts")], {
+    stdout: Bun.file(out),
+    stderr: "pipe",
+  });
+  expect(r.exitCode).toBe(0);
+  const text = readFileSync(out, "utf8");
+  const lines = text
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as { requestId?: string; msg: string; i?: number; blob?: string });
+  expect(lines.map((l) => l.requestId ?? l.i)).toEqual(Array.from({ length: 600 }, (_, i) => (i % 50 === 7 || i % 100 === 13 ? i : `r${i}`)));
+  expect(lines.filter((l) => l.msg === "价格 — quote ✓").length).toBe(12);
+  expect(lines.filter((l) => l.blob?.length === 10_000).length).toBe(6);
+  // Each write ends a line; only a line longer than one write is written alone past the bound.
+  const bytes = readFileSync(out);
+  const sizes = readFileSync(trace, "utf8")
+    .split("\n")
+    .filter((l) => l.includes(`<${out}>`))
+    .map((l) => Number(/= (\d+)$/.exec(l)?.[1] ?? Number.NaN));
+  let at = 0;
+  for (const n of sizes) {
+    const chunk = bytes.subarray(at, at + n);
+    expect(chunk[chunk.length - 1]).toBe(0x0a);
+    if (n > ATOMIC_WRITE_BYTES) expect(chunk.indexOf(0x0a)).toBe(n - 1);
+    at += n;
+  }
+  expect(at).toBe(bytes.length);
+});

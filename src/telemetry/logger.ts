@@ -22,8 +22,15 @@ const MAX_BUFFERED = 4 * 1024 * 1024;
 export const LAZY_FLUSH_MS = 50;
 /** Bytes of waiting lines that are written at once, whatever their level. */
 const LAZY_FLUSH_BYTES = 64 * 1024;
-/** How soon a write the reader had no room for is tried again. */
-const RETRY_MS = 10;
+/**
+ * How soon a write the reader had no room for is tried again: at first after 1 ms, as a reader
+ * that is merely slower than a burst has room again soon (a 64 KiB pipe retried every 10 ms let
+ * through at most 6.4 MB/s, ~24,000 access lines a second, fewer than one busy worker writes);
+ * twice as long after each try that writes nothing, up to RETRY_MAX_MS, for a reader that stopped.
+ */
+const RETRY_MIN_MS = 1;
+const RETRY_MAX_MS = 50;
+let retryMs = RETRY_MIN_MS;
 
 // Creating Bun's stdout writer puts stdout in non-blocking mode (O_NONBLOCK; for a pipe that is
 // the open file shared with the supervisor and the other workers, which create it too), so a
@@ -34,20 +41,15 @@ const RETRY_MS = 10;
 // after lines of ours written later. Writing ourselves, the lines that wait are ours to keep.
 Bun.stdout.writer();
 
-/**
- * Lines waiting for the next flush, joined here so stdout gets few writes (takeWrites), with the
- * UTF-8 bytes of each so writes can be cut at whole lines.
- */
+/** Lines waiting for the next flush, joined here so stdout gets few writes (takeWrites). */
 let waiting: string[] = [];
-let sizes: number[] = [];
 /** Characters of lines waiting or not yet written: the drop bound. */
 let buffered = 0;
 /**
- * Whole-line writes not written yet, oldest first: the reader had no room for the first. Text
- * while whole; the bytes left of it after a partial write (a socket or terminal may take part).
+ * Whole-line writes not written yet, oldest first (the reader had no room for the first; after
+ * a partial write to a socket or terminal, the first is what is left of it).
  */
-let ready: (string | Uint8Array)[] = [];
-let readyBytes: number[] = [];
+let ready: Uint8Array[] = [];
 let retry: Timer | null = null;
 let drained: (() => void)[] = [];
 /**
@@ -59,35 +61,33 @@ let drained: (() => void)[] = [];
  * ~13 access lines a write, against one write per line before the batching.
  */
 export const ATOMIC_WRITE_BYTES = 4096;
-const ASCII = /^[\x00-\x7f]*$/;
+const NEWLINE = 0x0a;
 
-/** Moves the waiting lines to `ready` as writes of whole lines, each at most ATOMIC_WRITE_BYTES (a longer line alone). */
+/**
+ * Moves the waiting lines to `ready` as writes of whole lines, each at most ATOMIC_WRITE_BYTES
+ * (a longer line alone). The lines are encoded once, together, and cut after a newline: every
+ * line ends with one and has none inside (JSON escapes it), so no line's size is measured.
+ */
 function takeWrites(): void {
-  let group = "";
-  let size = 0;
-  for (let i = 0; i < waiting.length; i++) {
-    const n = sizes[i]!;
-    if (size > 0 && size + n > ATOMIC_WRITE_BYTES) {
-      ready.push(group);
-      readyBytes.push(size);
-      group = "";
-      size = 0;
-    }
-    group += waiting[i]!;
-    size += n;
-  }
-  if (size > 0) {
-    ready.push(group);
-    readyBytes.push(size);
-  }
+  if (waiting.length === 0) return;
+  const bytes = Buffer.from(waiting.length === 1 ? waiting[0]! : waiting.join(""));
   waiting = [];
-  sizes = [];
+  for (let at = 0; at < bytes.length; ) {
+    let end = at + ATOMIC_WRITE_BYTES;
+    if (end >= bytes.length) end = bytes.length;
+    else {
+      const last = bytes.lastIndexOf(NEWLINE, end - 1);
+      if (last >= at) end = last + 1;
+      else {
+        const next = bytes.indexOf(NEWLINE, end);
+        end = next === -1 ? bytes.length : next + 1;
+      }
+    }
+    ready.push(bytes.subarray(at, end));
+    at = end;
+  }
 }
 
-function push(line: string): void {
-  waiting.push(line);
-  sizes.push(ASCII.test(line) ? line.length : Buffer.byteLength(line));
-}
 let dropped = 0;
 let scheduled = false;
 let lazy: Timer | null = null;
@@ -101,51 +101,46 @@ function flush(): void {
   if (dropped > 0) {
     const line = JSON.stringify({ t: new Date().toISOString(), level: "warn", msg: "log lines dropped", dropped }) + "\n";
     buffered += line.length;
-    push(line);
+    waiting.push(line);
     dropped = 0;
   }
   takeWrites();
   if (retry === null) writeReady();
 }
 
-/** The first ready write's bytes after `n` of them were written. */
-function rest(w: string | Uint8Array, n: number): Uint8Array {
-  return (typeof w === "string" ? Buffer.from(w) : w).subarray(n);
-}
-
 /**
- * Writes what is ready, oldest first, until the reader has no room (EAGAIN: tried again in
- * RETRY_MS, as nothing tells a process that a pipe it shares has room again).
+ * Writes what is ready, oldest first, until the reader has no room (EAGAIN: tried again on a
+ * timer, as nothing tells a process that a pipe it shares has room again).
  */
 function writeReady(): void {
   retry = null;
+  let wrote = false;
   while (ready.length > 0) {
     const w = ready[0]!;
-    const size = readyBytes[0]!;
     let n: number;
     try {
-      n = typeof w === "string" ? writeSync(1, w) : writeSync(1, w);
+      n = writeSync(1, w);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "EAGAIN") {
-        retry = setTimeout(writeReady, RETRY_MS);
-        retry.unref(); // a process that ends anyway writes the rest in the exit hook
+        const delay = wrote ? RETRY_MIN_MS : retryMs;
+        retryMs = Math.min(delay * 2, RETRY_MAX_MS);
+        retry = setTimeout(writeReady, delay);
+        // A process that ends anyway writes the rest in the exit hook; one waiting in flushLogs
+        // keeps the timer (awaiting it with only unref'd timers left, Bun 1.4.5 burned a core).
+        if (drained.length === 0) retry.unref();
         return;
       }
       // stdout is closed (EPIPE) or gone: nobody will read these lines, and nobody can be told
       ready = [];
-      readyBytes = [];
       buffered = 0;
       break;
     }
     buffered = Math.max(0, buffered - n);
-    if (n < size) {
-      ready[0] = rest(w, n);
-      readyBytes[0] = size - n;
-    } else {
-      ready.shift();
-      readyBytes.shift();
-    }
+    wrote = true;
+    if (n < w.length) ready[0] = w.subarray(n);
+    else ready.shift();
   }
+  retryMs = RETRY_MIN_MS;
   for (const done of drained.splice(0)) done();
 }
 
@@ -155,7 +150,7 @@ function emit(line: string, urgent: boolean): void {
     return;
   }
   buffered += line.length;
-  push(line);
+  waiting.push(line);
   if (scheduled) return;
   if (urgent || buffered >= LAZY_FLUSH_BYTES) {
     scheduled = true;
@@ -176,7 +171,7 @@ process.on("exit", () => {
   const pause = new Int32Array(new SharedArrayBuffer(4));
   try {
     for (const w of ready) {
-      let bytes = typeof w === "string" ? Buffer.from(w) : w;
+      let bytes = w;
       while (bytes.length > 0) {
         try {
           bytes = bytes.subarray(writeSync(1, bytes));
@@ -190,13 +185,14 @@ process.on("exit", () => {
     // stdout is gone, or nobody reads it: nothing to tell
   }
   ready = [];
-  readyBytes = [];
 });
 
 /** Writes what is buffered (before exit); resolves once stdout has taken it all. */
 export async function flushLogs(): Promise<void> {
   flush();
-  if (ready.length > 0) await new Promise<void>((done) => drained.push(done));
+  if (ready.length === 0) return;
+  retry?.ref();
+  await new Promise<void>((done) => drained.push(done));
 }
 
 function errorFields(fields: Record<string, unknown>): Record<string, unknown> {
