@@ -81,6 +81,20 @@ describe("pipelining", () => {
   });
 });
 
+test("20,000 calls pipelined in one write, each answered in the tick it is read: all answered, in order", async () => {
+  // A call answered synchronously (demo.echo at its own edge) once made the transport read the
+  // next request from inside the answer, one stack level per pipelined request.
+  // Behind a slow call (demo.quote waits 300 ms on upstream A) they are all buffered at once.
+  const conn = await connect(c.port);
+  let bytes = request("POST", "/api/1002", {}, JSON.stringify({ symbol: "IBM" }));
+  for (let i = 0; i < 20_000; i++) bytes += request("POST", "/api/1000", {}, `{"i":${i}}`);
+  conn.write(bytes);
+  const rs = await conn.responses(20_001);
+  expect(rs[0]!.status).toBe(200);
+  expect(rs.slice(1).filter((r, i) => r.status !== 200 || JSON.parse(r.body).data.i !== i).length).toBe(0);
+  conn.close();
+}, 60_000);
+
 describe("identity headers sent twice", () => {
   test("two X-QDP-User headers → 400 BAD_USER, nothing runs", async () => {
     const conn = await connect(c.port);

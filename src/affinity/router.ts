@@ -43,12 +43,19 @@ export class Router {
    * Runs the call at its owner. `inputBytes` is the input's JSON exactly as received, when the
    * edge has it (POST /api/<funcNo>), so the hop does not serialise it again.
    */
-  async call(call: Call, inputBytes?: Uint8Array): Promise<RoutedResult> {
+  call(call: Call, inputBytes?: Uint8Array): RoutedResult | Promise<RoutedResult> {
     const owner = call.user === null ? this.self : this.ownerOf(call.user);
     if (owner === this.self && this.ownsIndex) {
       this.localCalls++;
-      return { text: await this.executor.run(call), worker: this.self };
+      // A handler that answers synchronously here costs no promise (executor.run's sync path).
+      const text = this.executor.run(call);
+      const worker = this.self;
+      return typeof text === "string" ? { text, worker } : text.then((t) => ({ text: t, worker }));
     }
+    return this.viaHop(owner, call, inputBytes);
+  }
+
+  private async viaHop(owner: number, call: Call, inputBytes: Uint8Array | undefined): Promise<RoutedResult> {
     // The trace rides in the request-id field after a space (request ids hold none), which a
     // peer of the previous version mid-reload reads as part of the id instead of failing.
     const r = call.traceparent === undefined ? call.requestId : `${call.requestId} ${call.traceparent}`;

@@ -12,7 +12,8 @@ import { userFromHeader } from "../core/ownership.ts";
 import { readCall, type CallRoute } from "../core/read-call.ts";
 import { decodeHeaderUtf8, verifyRequest, type VerifiedCall } from "../core/signing.ts";
 import { requestTarget, signatureInputOf, type SignedRequest } from "./signature-input.ts";
-import type { Router } from "../affinity/router.ts";
+import type { Call } from "../affinity/executor.ts";
+import type { RoutedResult, Router } from "../affinity/router.ts";
 import type { Registry } from "../services/registry.ts";
 import type { Logger } from "../services/types.ts";
 import type { CallDurations } from "../telemetry/call-durations.ts";
@@ -90,8 +91,11 @@ export interface CallInput extends SignedRequest {
 export function createCallHandler(d: CallHandlerDeps) {
   const { counters } = d;
 
-  /** Runs one call and answers it; never throws. */
-  async function handleCall(input: CallInput, route: CallRoute): Promise<Reply> {
+  /**
+   * Runs one call and answers it; never throws. A call whose handler answers synchronously at
+   * this worker is answered without a promise (the transport writes it in the same tick).
+   */
+  function handleCall(input: CallInput, route: CallRoute): Reply | Promise<Reply> {
     const meta: ResponseMeta = {
       edge: d.index,
       worker: d.index,
@@ -114,20 +118,32 @@ export function createCallHandler(d: CallHandlerDeps) {
       return done(fail(new QdpError("OVERLOADED", `worker ${d.index} has ${counters.inflight} calls in flight`), meta, rec), rec, meta, started, "OVERLOADED");
     }
     counters.inflight++;
-    let res: Reply;
-    let code = "OK";
+    let out: Outcome | Promise<Outcome>;
     try {
-      const { funcNo, text } = await run(input, route, meta, rec);
-      res = okReply(funcNo, text, meta);
+      out = run(input, route, meta, rec);
     } catch (err) {
-      const e = toQdpError(err);
-      code = e.code;
-      res = fail(e, meta, rec);
-    } finally {
-      counters.inflight--;
-      counters.requests++;
+      return failed(err, meta, rec, started);
     }
-    return done(res, rec, meta, started, code);
+    if (out instanceof Promise) {
+      return out.then(
+        (o) => answered(o, meta, rec, started),
+        (err) => failed(err, meta, rec, started),
+      );
+    }
+    return answered(out, meta, rec, started);
+  }
+
+  function answered(out: Outcome, meta: ResponseMeta, rec: CallRecord, started: number): Reply {
+    counters.inflight--;
+    counters.requests++;
+    return done(okReply(out.funcNo, out.text, meta), rec, meta, started, "OK");
+  }
+
+  function failed(err: unknown, meta: ResponseMeta, rec: CallRecord, started: number): Reply {
+    counters.inflight--;
+    counters.requests++;
+    const e = toQdpError(err);
+    return done(fail(e, meta, rec), rec, meta, started, e.code);
   }
 
   /** Records the call's duration and writes its access line (when sampled). */
@@ -210,7 +226,8 @@ export function createCallHandler(d: CallHandlerDeps) {
     });
   }
 
-  async function run(input: CallInput, route: CallRoute, meta: ResponseMeta, rec: CallRecord): Promise<{ funcNo: number; text: string }> {
+  /** The call's checks in order, then its route; synchronous until something must wait. */
+  function run(input: CallInput, route: CallRoute, meta: ResponseMeta, rec: CallRecord): Outcome | Promise<Outcome> {
     const started = Date.now();
     let deadline = started + d.config.timeoutMs;
     if (d.allow) {
@@ -247,12 +264,11 @@ export function createCallHandler(d: CallHandlerDeps) {
 
     // Replays: a call with a user is checked at its owner (before it runs there); one without
     // a user at the owner of its nonce. Either way every worker consults the same place.
-    if (verified !== null && user === null) await d.router.checkNonce(verified.nonce, verified.timestamp, deadline);
-    rec.owner = user === null ? d.index : d.router.ownerOf(user);
-    const traceparent = validTraceparent(input.header("traceparent"));
-    if (traceparent !== undefined) rec.traceId = traceparent.slice(3, 35);
-    const result = await d.router.call(
-      {
+    const dispatch = (): Outcome | Promise<Outcome> => {
+      rec.owner = user === null ? d.index : d.router.ownerOf(user);
+      const traceparent = validTraceparent(input.header("traceparent"));
+      if (traceparent !== undefined) rec.traceId = traceparent.slice(3, 35);
+      const call: Call = {
         service,
         user,
         requestId: meta.requestId,
@@ -260,14 +276,27 @@ export function createCallHandler(d: CallHandlerDeps) {
         input: data,
         deadline,
         replay: verified !== null && user !== null ? [verified.nonce, verified.timestamp] : undefined,
-      },
-      inputBytes,
-    );
-    meta.worker = result.worker;
-    return { funcNo, text: result.text };
+      };
+      const result = d.router.call(call, inputBytes);
+      if (result instanceof Promise) return result.then((r) => outcome(funcNo, r, meta));
+      return outcome(funcNo, result, meta);
+    };
+    if (verified !== null && user === null) return d.router.checkNonce(verified.nonce, verified.timestamp, deadline).then(dispatch);
+    return dispatch();
   }
 
   return { handleCall, handleRequest };
+}
+
+/** A call's output as JSON text, with its function number for the answer. */
+interface Outcome {
+  funcNo: number;
+  text: string;
+}
+
+function outcome(funcNo: number, r: RoutedResult, meta: ResponseMeta): Outcome {
+  meta.worker = r.worker;
+  return { funcNo, text: r.text };
 }
 
 function tooLarge(max: number): QdpError {

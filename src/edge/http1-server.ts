@@ -226,12 +226,14 @@ export function serveHttp1(o: Http1ServerOptions): Http1Server {
       }
       if (reply instanceof Promise) {
         reply.then(
-          (r) => answer(c, head, r),
-          (err) => answer(c, head, o.crashed(err)),
+          (r) => answer(c, head, r, true),
+          (err) => answer(c, head, o.crashed(err), true),
         );
         return;
       }
-      answer(c, head, reply);
+      // Answered in this tick: this loop reads the next request (answer calling pump again
+      // would nest one level per pipelined request).
+      answer(c, head, reply, false);
     }
   }
 
@@ -260,7 +262,8 @@ export function serveHttp1(o: Http1ServerOptions): Http1Server {
     return null;
   }
 
-  function answer(c: Conn, head: RequestHead, reply: Reply): void {
+  /** Writes a reply; `readNext`: go on with the connection's next request (a later tick's answer). */
+  function answer(c: Conn, head: RequestHead, reply: Reply, readNext: boolean): void {
     c.busy = false;
     if (c.closed) return;
     const keepAlive = head.keepAlive && !draining && !c.closing;
@@ -270,7 +273,7 @@ export function serveHttp1(o: Http1ServerOptions): Http1Server {
       c.paused = false;
       c.socket.resume();
     }
-    if (keepAlive) pump(c);
+    if (keepAlive && readNext) pump(c);
   }
 
   function write(c: Conn, reply: Reply, keepAlive: boolean, headOnly: boolean): void {
