@@ -14,21 +14,8 @@ const LINES = 1000;
 if (values.child) {
   const { createAccessWriter, flushLogs } = await import("../src/telemetry/logger.ts");
   const access = createAccessWriter("info", { worker: 0, pid: process.pid });
-  const e = {
-    requestId: "",
-    func: 1000,
-    name: "demo.echo",
-    user: "u1",
-    status: 200,
-    code: null,
-    ms: 0.1,
-    edge: 0,
-    owner: 0,
-    ip: "127.0.0.1",
-    keyId: null,
-    traceId: null,
-    route: "api" as const,
-  };
+  const { accessEntry } = await import("../test/fixtures/access-entry.ts");
+  const e = accessEntry(0);
   const t0 = process.cpuUsage();
   for (let b = 0; b < BURSTS; b++) {
     for (let i = 0; i < LINES; i++) {
