@@ -1,9 +1,9 @@
 /**
- * Log lines reach stdout in few write(2) calls: Bun's stdout sink writes on every `write()` it
- * is given, and with the access log on that was one system call per call served (~8 µs each on
- * the benchmark VM). Lines are gathered in the logger and handed over per flush in writes of
- * whole lines up to PIPE_BUF; an info line left waiting when the process exits is still
- * written. Counted with strace, a real tool.
+ * Log lines reach stdout in few write(2) calls: handed to Bun's stdout sink one by one, as they
+ * once were, each line was one system call per call served (~8 µs each on the benchmark VM).
+ * Lines are gathered in the logger and written per flush in writes of whole lines up to
+ * PIPE_BUF; an info line left waiting when the process exits is still written. Counted with
+ * strace, a real tool.
  */
 import { expect, test } from "bun:test";
 import { mkdtempSync, readFileSync } from "node:fs";
