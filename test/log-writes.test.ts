@@ -96,3 +96,26 @@ test.if(!!strace.path)("lines with multi-byte text and lines longer than one wri
   }
   expect(at).toBe(bytes.length);
 });
+
+test("more than 4 MiB of lines waiting: the rest are dropped and counted in one warn line, none lost unaccounted", () => {
+  // 30,000 access lines (~8 MB) in one tick: nothing is written before the tick ends, so the
+  // lines past the 4 MiB bound are dropped, and the next flush says how many.
+  const dir = mkdtempSync(join(tmpdir(), "qdp-log-drop-"));
+  const out = join(dir, "out");
+  const r = Bun.spawnSync([BUN, join(ROOT, "test/fixtures/log-burst.ts"), "30000"], { stdout: Bun.file(out), stderr: "pipe" });
+  expect(r.exitCode).toBe(0);
+  const lines = readFileSync(out, "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as { msg: string; requestId?: string; dropped?: number });
+  const calls = lines.filter((l) => l.msg === "call");
+  const warns = lines.filter((l) => l.msg === "log lines dropped");
+  expect(warns.length).toBe(1);
+  expect(warns[0]!.dropped).toBeGreaterThan(0);
+  expect(calls.length + warns[0]!.dropped!).toBe(30_000);
+  // The lines kept are the first ones, in order, and hold about the bound.
+  expect(calls.map((l) => l.requestId)).toEqual(Array.from({ length: calls.length }, (_, i) => `r${i}`));
+  const keptBytes = calls.reduce((a, l) => a + JSON.stringify(l).length + 1, 0);
+  expect(keptBytes).toBeGreaterThan(4 * 1024 * 1024 - 1024);
+  expect(keptBytes).toBeLessThan(4 * 1024 * 1024 + 1024);
+});

@@ -43,7 +43,7 @@ Bun.stdout.writer();
 
 /** Lines waiting for the next flush, joined here so stdout gets few writes (takeWrites). */
 let waiting: string[] = [];
-/** Characters of lines waiting or not yet written: the drop bound. */
+/** The drop bound's count: characters of the lines waiting, bytes of the writes not yet written. */
 let buffered = 0;
 /**
  * Whole-line writes not written yet, oldest first (the reader had no room for the first; after
@@ -70,8 +70,11 @@ const NEWLINE = 0x0a;
  */
 function takeWrites(): void {
   if (waiting.length === 0) return;
-  const bytes = Buffer.from(waiting.length === 1 ? waiting[0]! : waiting.join(""));
+  const text = waiting.length === 1 ? waiting[0]! : waiting.join("");
+  const bytes = Buffer.from(text);
   waiting = [];
+  // From here on counted in bytes, as writeSync reports what it wrote.
+  buffered += bytes.length - text.length;
   for (let at = 0; at < bytes.length; ) {
     let end = at + ATOMIC_WRITE_BYTES;
     if (end >= bytes.length) end = bytes.length;
@@ -131,11 +134,11 @@ function writeReady(): void {
         return;
       }
       // stdout is closed (EPIPE) or gone: nobody will read these lines, and nobody can be told
+      for (const left of ready) buffered -= left.length;
       ready = [];
-      buffered = 0;
       break;
     }
-    buffered = Math.max(0, buffered - n);
+    buffered -= n;
     wrote = true;
     if (n < w.length) ready[0] = w.subarray(n);
     else ready.shift();
