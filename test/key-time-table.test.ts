@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { KeyTimeTable } from "../src/core/key-time-table.ts";
+import { KeyTimeTable, MOVE_STEP } from "../src/core/key-time-table.ts";
 
 const T = 1_700_000_000;
 
@@ -67,10 +67,72 @@ describe("KeyTimeTable", () => {
     const table = new KeyTimeTable();
     expect(() => table.set(1, 0)).toThrow(RangeError);
     expect(() => table.set(1, 2 ** 32)).toThrow(RangeError);
+    // 2^32 − 1 marks a slot emptied during a resize.
+    expect(() => table.set(1, 2 ** 32 - 1)).toThrow(RangeError);
     expect(() => table.set(1, T + 0.5)).toThrow(RangeError);
     expect(() => table.set(-1, T)).toThrow(RangeError);
     expect(() => table.set(2 ** 53, T)).toThrow(RangeError);
     expect(() => table.set(1.5, T)).toThrow(RangeError);
     expect(table.size).toBe(0);
+  });
+
+  test("no operation moves more than a few slots: resizes are spread over the operations after them", () => {
+    // Rehashing in one go stalled the worker 38 ms at 1,048,576 entries (bench/verify-cost.ts).
+    const table = new KeyTimeTable();
+    let most = 0;
+    const measure = (op: () => void) => {
+      const before = table.slotsMoved;
+      op();
+      most = Math.max(most, table.slotsMoved - before);
+    };
+    for (let i = 1; i <= 1_100_000; i++) measure(() => table.set(i * 977, T));
+    expect(table.capacity).toBe(4_194_304);
+    for (let i = 1; i <= 1_100_000; i++) measure(() => table.delete(i * 977));
+    expect(table.size).toBe(0);
+    expect(table.slotsMoved).toBeGreaterThan(4_000_000);
+    expect(most).toBeLessThanOrEqual(MOVE_STEP);
+  });
+
+  test("keys set, deleted and listed while a resize is under way keep their latest value", () => {
+    const table = new KeyTimeTable();
+    const model = new Map<number, number>();
+    const set = (k: number, ts: number) => {
+      table.set(k, ts);
+      model.set(k, ts);
+    };
+    // 512 entries fill half of the first 1,024 slots: the 513th starts a grow.
+    for (let k = 1; k <= 513; k++) set(k, T);
+    expect(table.capacity).toBe(2048);
+    // Most of the old entries are not moved yet: update some, delete others, list all.
+    for (let k = 500; k >= 300; k--) set(k, T + k);
+    for (let k = 1; k <= 100; k++) expect(table.delete(k)).toBe(model.delete(k));
+    expect(table.delete(100)).toBe(false);
+    const listed = new Map<number, number>();
+    table.forEach((k, ts) => listed.set(k, ts));
+    expect(listed).toEqual(model);
+    for (let k = 1; k <= 600; k++) expect(table.get(k)).toBe(model.get(k) ?? 0);
+    expect(table.size).toBe(model.size);
+  });
+
+  test("a burst of inserts right after emptying outruns the shrink without losing a key", () => {
+    const table = new KeyTimeTable();
+    const model = new Map<number, number>();
+    for (let k = 1; k <= 40_000; k++) {
+      table.set(k * 31, T);
+      model.set(k * 31, T);
+    }
+    // Down to an eighth of 131,072 slots: a shrink to 65,536 starts, then 60,000 new keys.
+    for (let k = 1; k <= 23_700; k++) {
+      table.delete(k * 31);
+      model.delete(k * 31);
+    }
+    for (let k = 1; k <= 60_000; k++) {
+      table.set(k * 131_071, T + 1);
+      model.set(k * 131_071, T + 1);
+    }
+    expect(table.size).toBe(model.size);
+    for (const [k, ts] of model) expect(table.get(k)).toBe(ts);
+    expect(table.get(31)).toBe(0);
+    expect(table.capacity).toBeGreaterThanOrEqual(2 * table.size);
   });
 });
