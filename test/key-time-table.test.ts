@@ -108,7 +108,9 @@ describe("KeyTimeTable", () => {
     for (let k = 1; k <= 100; k++) expect(table.delete(k)).toBe(model.delete(k));
     expect(table.delete(100)).toBe(false);
     const listed = new Map<number, number>();
-    table.forEach((k, ts) => listed.set(k, ts));
+    table.forEach((k, ts) => {
+      listed.set(k, ts);
+    });
     expect(listed).toEqual(model);
     for (let k = 1; k <= 600; k++) expect(table.get(k)).toBe(model.get(k) ?? 0);
     expect(table.size).toBe(model.size);

@@ -288,3 +288,101 @@ describe("deadline queue", () => {
     expect(pending.every((d) => d.done)).toBe(true);
   });
 });
+
+/** A clock and timers the test moves by hand: what the queue armed, and when. */
+function fakeTimer() {
+  let now = 0;
+  let next = 1;
+  const armed = new Map<number, { at: number; fire: () => void }>();
+  let sets = 0;
+  return {
+    timer: {
+      set: (fire: () => void, ms: number) => {
+        sets++;
+        const h = next++;
+        armed.set(h, { at: now + ms, fire });
+        return h;
+      },
+      clear: (h: unknown) => void armed.delete(h as number),
+      now: () => now,
+    },
+    /** Moves the clock to `t`, firing the timers due on the way, in time order. */
+    advance(t: number) {
+      for (;;) {
+        const due = [...armed.entries()].filter(([, a]) => a.at <= t).sort((x, y) => x[1].at - y[1].at)[0];
+        if (due === undefined) break;
+        armed.delete(due[0]);
+        now = due[1].at;
+        due[1].fire();
+      }
+      now = t;
+    },
+    armedAt: () => [...armed.values()].map((a) => a.at),
+    get sets() {
+      return sets;
+    },
+  };
+}
+
+describe("deadline queue with its own timer", () => {
+  test("arms one timer at the earliest pending deadline, fires it on time and re-arms for the next", () => {
+    const t = fakeTimer();
+    const q = new DeadlineQueue(t.timer);
+    const fired: number[] = [];
+    expect(t.armedAt()).toEqual([]);
+    for (const at of [100, 200, 300]) q.add(at, () => fired.push(at));
+    expect(t.armedAt()).toEqual([100]);
+    t.advance(99);
+    expect(fired).toEqual([]);
+    t.advance(100);
+    expect(fired).toEqual([100]);
+    expect(t.armedAt()).toEqual([200]);
+    t.advance(1000);
+    expect(fired).toEqual([100, 200, 300]);
+    // Nothing pending: nothing armed, so an idle process is not woken.
+    expect(t.armedAt()).toEqual([]);
+  });
+
+  test("calls that finish in time do not wake the process: the timer waits for the oldest call still running", () => {
+    // A 20 ms interval per queue woke every worker 150 times a second whatever the load.
+    const t = fakeTimer();
+    const q = new DeadlineQueue(t.timer);
+    const fired: number[] = [];
+    // 30 s deadlines, one call a millisecond, each finishing 4 s after it started.
+    const running: Array<{ done: boolean; startedAt: number }> = [];
+    for (let ms = 0; ms < 60_000; ms++) {
+      t.advance(ms);
+      for (const d of running) if (!d.done && d.startedAt + 4000 <= ms) d.done = true;
+      running.push(
+        Object.assign(
+          q.add(ms + 30_000, () => fired.push(ms)),
+          { startedAt: ms },
+        ),
+      );
+      if (running.length > 5000) running.splice(0, running.length - 5000);
+    }
+    expect(fired).toEqual([]);
+    // Two fires over a minute (once per timeout, at the deadline the timer was armed for), not 3,000.
+    expect(t.sets).toBeLessThanOrEqual(4);
+    // Finished calls left the queue as new ones came: it holds about the last 4 s of calls.
+    expect(q.size).toBeLessThan(4100);
+  });
+
+  test("an earlier deadline added later re-arms the timer; stop() disarms it", () => {
+    const t = fakeTimer();
+    const q = new DeadlineQueue(t.timer);
+    const fired: number[] = [];
+    q.add(500, () => fired.push(500));
+    q.add(50, () => fired.push(50));
+    expect(t.armedAt()).toEqual([50]);
+    t.advance(60);
+    expect(fired).toEqual([50]);
+    expect(t.armedAt()).toEqual([500]);
+    q.stop();
+    expect(t.armedAt()).toEqual([]);
+    q.add(600, () => fired.push(600));
+    expect(t.armedAt()).toEqual([500]);
+    t.advance(700);
+    expect(fired).toEqual([50, 500, 600]);
+  });
+});

@@ -67,13 +67,10 @@ export class Executor {
   private gated: Array<() => void> = [];
   private gateOpen = true;
   private idleWaiters: Array<() => void> = [];
-  readonly deadlines = new DeadlineQueue();
-  private timer: ReturnType<typeof setInterval>;
+  /** Calls' deadlines: one unref'd timer at the earliest pending one. */
+  readonly deadlines = new DeadlineQueue({ set: (fire, ms) => setTimeout(fire, ms).unref(), clear: (h) => clearTimeout(h as Timer), now: Date.now });
 
-  constructor(private readonly o: ExecutorOptions) {
-    this.timer = setInterval(() => this.deadlines.sweep(Date.now()), 20);
-    this.timer.unref?.();
-  }
+  constructor(private readonly o: ExecutorOptions) {}
 
   get sessions(): SessionStore {
     return this.o.sessions;
@@ -317,7 +314,7 @@ export class Executor {
   }
 
   close(): void {
-    clearInterval(this.timer);
+    this.deadlines.stop();
   }
 }
 

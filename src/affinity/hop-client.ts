@@ -69,7 +69,8 @@ export interface HopClientOptions {
 
 export class HopClient {
   private slots: Slot[];
-  private waits = new DeadlineQueue();
+  /** Calls waiting for their owner: one unref'd timer at the earliest wait's end. */
+  private waits = new DeadlineQueue({ set: (fire, ms) => setTimeout(fire, ms).unref(), clear: (h) => clearTimeout(h as Timer), now: Date.now });
   /** Round-trip time of hopped calls, seconds. */
   readonly latency = new Histogram();
   private sweeper: ReturnType<typeof setInterval>;
@@ -80,14 +81,9 @@ export class HopClient {
 
   constructor(private readonly o: HopClientOptions) {
     this.slots = Array.from({ length: o.workers }, () => ({ addr: null, conn: null, waiting: [], retryDelay: 25, retryTimer: null }));
-    let ticks = 0;
-    this.sweeper = setInterval(() => {
-      const now = Date.now();
-      this.waits.sweep(now);
-      // The stuck-owner guard has 500 ms of slack, so a quarter second is fine enough; walking
-      // a busy pending map every 20 ms (past its deleted entries) cost ~5% of a worker's CPU.
-      if (++ticks % 12 === 0) this.expireStuck(now);
-    }, 20);
+    // The stuck-owner guard has 500 ms of slack, so a quarter second is fine enough; walking
+    // a busy pending map every 20 ms (past its deleted entries) cost ~5% of a worker's CPU.
+    this.sweeper = setInterval(() => this.expireStuck(Date.now()), 250);
   }
 
   /** Whether index `i` currently has an authenticated connection. */
@@ -254,6 +250,7 @@ export class HopClient {
   stop(): void {
     this.stopped = true;
     clearInterval(this.sweeper);
+    this.waits.stop();
     for (const [i, slot] of this.slots.entries()) {
       if (slot.retryTimer) clearTimeout(slot.retryTimer);
       for (const job of slot.waiting) {

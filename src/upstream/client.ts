@@ -105,8 +105,8 @@ function parsedUrl(url: string): URL {
   return u;
 }
 
-const timeouts = new DeadlineQueue();
-setInterval(() => timeouts.sweep(Date.now()), 20).unref();
+// One timer at the earliest pending timeout, unref'd: it never keeps a process alive.
+const timeouts = new DeadlineQueue({ set: (fire, ms) => setTimeout(fire, ms).unref(), clear: (h) => clearTimeout(h as Timer), now: Date.now });
 
 /** What every upstream request of a call carries, so the upstream's logs join the call's. */
 export interface CallIdentity {
