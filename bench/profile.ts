@@ -1,5 +1,5 @@
 /**
- * Where a worker's CPU goes under one of bench A's workloads: `bun bench/profile.ts [nohop|users|signed|signed-off|quote]
+ * Where a worker's CPU goes under one of bench A's workloads: `bun bench/profile.ts [nohop|users|signed|signed-off|quote|quote-nohop]
  * [--seconds 8] [--connections 100] [--top 40] [--keep dir]
  * [--no-profile] [--perf] [--strace] [--upstream-ms N] [--env NAME=value …]`. Starts a 2-worker cluster with Bun's sampling profiler in
  * every worker (QDP_WORKER_BUN_ARGS=--cpu-prof-md), drives it with wrk, stops it gracefully (the
@@ -57,6 +57,11 @@ const up = `http://127.0.0.1:${upstream.port}`;
 const workloads = {
   nohop: { workload: echo, env: {} },
   quote: { workload: rotatingUsers("/api/1002", QUOTE_BODY), env: { QDP_UPSTREAM_A: `${up}/a`, QDP_UPSTREAM_B: `${up}/b` } },
+  // The same calls without a user: each runs where it arrives (no hop).
+  "quote-nohop": {
+    workload: { method: "POST", path: "/api/1002", script: "post-json.lua", args: () => [QUOTE_BODY] },
+    env: { QDP_UPSTREAM_A: `${up}/a`, QDP_UPSTREAM_B: `${up}/b` },
+  },
   users: { workload: rotatingUsers("/api/1000", ECHO_BODY), env: {} },
   signed: { workload: signedUsers(tmp, log), env: { QDP_UAP_KEYS: `${BENCH_KEY.keyId}:${BENCH_KEY.secret}` } },
   "signed-off": { workload: signedUsers(tmp, log), env: {} },
@@ -125,7 +130,7 @@ try {
       text
         .split("\n")
         .filter((l) => /^\s*[\d.]+\s/.test(l))
-        .slice(0, 12)
+        .slice(0, 30)
         .join("\n"),
     );
   }
