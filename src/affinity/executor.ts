@@ -8,6 +8,7 @@
  * rolling reload: a replacement worker keeps its gate closed until the old worker of its index
  * has handed over its sessions and nonces.
  */
+import type { Abort } from "../core/abort.ts";
 import { traceFrom, traceparentOf, type TraceContext } from "../core/trace.ts";
 import { DeadlineQueue } from "../core/deadlines.ts";
 import { QdpError, toQdpError } from "../core/errors.ts";
@@ -322,7 +323,7 @@ export class Executor {
 interface CallAbort {
   controller: AbortController | null;
   aborted: boolean;
-  children: AbortController[];
+  children: Abort[];
 }
 
 const NO_SETTINGS: ServiceSettings = Object.freeze({});

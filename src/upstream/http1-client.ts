@@ -8,13 +8,15 @@
  *
  * What it does: a pool of connections per origin (`maxPerOrigin`, then callers queue), idle
  * connections closed after `idleMs`, Content-Length, chunked and close-delimited bodies, no body
- * for HEAD/1xx/204/304, `https:` through Bun's TLS sockets, abort through an `AbortSignal`.
+ * for HEAD/1xx/204/304, `https:` through Bun's TLS sockets, abort through an `AbortSignal` (or the
+ * lighter `Abort` of core/abort.ts).
  * A reset or EOF before the response is whole is an error. One retry, and only where the
  * request cannot have been processed: a GET or HEAD on a reused connection that closed before
  * any byte of the answer (the server closed it while idle). Every error says what went wrong
  * as a {@link UpstreamFailure}, so that a caller can tell a server that is not there (the bridge
  * marks a backend down) from one that dropped a connection (only that call fails).
  */
+import type { AbortSource } from "../core/abort.ts";
 import type { Socket, SocketHandler } from "bun";
 import { Buffer } from "node:buffer";
 import { ResponseReader } from "../core/http1-response.ts";
@@ -32,7 +34,7 @@ export interface HttpRequest {
   /** Extra header fields (lower-case names); host and content-length are set here. */
   headers?: Record<string, string>;
   body?: string | Uint8Array;
-  signal?: AbortSignal;
+  signal?: AbortSource;
   /**
    * `false`: send `Connection: close` and never reuse the connection, for servers that close
    * after every answer without saying so (uWSGI's `--http-socket`). Default true.
@@ -203,7 +205,7 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
   }
 
   /** A connection for one request: an idle one, a new one, or the next one released. */
-  function acquire(o: Origin, signal: AbortSignal | undefined): Conn | Promise<Conn> {
+  function acquire(o: Origin, signal: AbortSource | undefined): Conn | Promise<Conn> {
     while (o.idle.length > 0) {
       const c = o.idle.pop()!;
       if (c.closed) continue;
