@@ -1,11 +1,11 @@
 /**
  * Cancelling one upstream request without an AbortController: the part of an AbortSignal the
  * HTTP client reads (`aborted`, `reason`, "abort" listeners), as a plain object. An
- * AbortController per upstream request, with its signal's listeners, cost a worker ~20–55 µs
- * of CPU per demo.quote call (two requests) at 900 calls/s and ~30–50 MiB of RSS
- * (`bun bench/profile.ts quote-nohop --upstream-ms 1000 --connections 2000`, alternated runs):
- * DOM event machinery and native objects the collector must finalise. A caller's real
- * AbortSignal still fits where an {@link AbortSource} is asked for. Pure TypeScript.
+ * AbortController per upstream request (two per demo.quote call) held ~10–30 MiB more of the
+ * workers' RSS at 900 calls/s (`bun bench/profile.ts quote-nohop --upstream-ms 1000
+ * --connections 2000`, alternated runs); CPU per call did not differ within the box's noise.
+ * A caller's real AbortSignal still fits where an {@link AbortSource} is asked for.
+ * Pure TypeScript.
  */
 
 /** What the HTTP client needs of a signal; an AbortSignal is one too. */
