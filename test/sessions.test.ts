@@ -4,7 +4,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { SessionStore, type SessionSnapshot } from "../src/affinity/sessions.ts";
-import { DeadlineQueue } from "../src/core/deadlines.ts";
+import { DeadlineQueue, hostTimer } from "../src/core/deadlines.ts";
 
 function clock(start = 1_000_000) {
   const c = { t: start, now: () => c.t };
@@ -366,6 +366,14 @@ describe("deadline queue with its own timer", () => {
     expect(t.sets).toBeLessThanOrEqual(4);
     // Finished calls left the queue as new ones came: it holds about the last 4 s of calls.
     expect(q.size).toBeLessThan(4100);
+  });
+
+  test("on the runtime's own timers (hostTimer(globalThis)) a deadline fires when due", async () => {
+    const q = new DeadlineQueue(hostTimer(globalThis));
+    const at = Date.now() + 5;
+    const firedAt = await new Promise<number>((resolve) => q.add(at, () => resolve(Date.now())));
+    expect(firedAt).toBeGreaterThanOrEqual(at);
+    expect(q.size).toBe(0);
   });
 
   test("an earlier deadline added later re-arms the timer; stop() disarms it", () => {

@@ -10,7 +10,7 @@
  */
 import type { Abort } from "../core/abort.ts";
 import { traceFrom, traceparentOf, type TraceContext } from "../core/trace.ts";
-import { DeadlineQueue } from "../core/deadlines.ts";
+import { DeadlineQueue, hostTimer } from "../core/deadlines.ts";
 import { QdpError, toQdpError } from "../core/errors.ts";
 import { replayRefusal, type ReplayGuard } from "../core/replay-fence.ts";
 import type { RegisteredService } from "../services/registry.ts";
@@ -69,7 +69,7 @@ export class Executor {
   private gateOpen = true;
   private idleWaiters: Array<() => void> = [];
   /** Calls' deadlines: one unref'd timer at the earliest pending one. */
-  readonly deadlines = new DeadlineQueue({ set: (fire, ms) => setTimeout(fire, ms).unref(), clear: (h) => clearTimeout(h as Timer), now: Date.now });
+  readonly deadlines = new DeadlineQueue(hostTimer(globalThis));
 
   constructor(private readonly o: ExecutorOptions) {}
 

@@ -14,7 +14,7 @@
  * This file keeps the calls — who waits for which index, what is in flight on which connection,
  * their deadlines and answers; peer-connection.ts keeps a connection (socket, frames, handshake).
  */
-import { DeadlineQueue, type Deadline } from "../core/deadlines.ts";
+import { DeadlineQueue, hostTimer, type Deadline } from "../core/deadlines.ts";
 import { QdpError } from "../core/errors.ts";
 import { FrameType, type FrameTypeId } from "../core/frames.ts";
 import { Histogram } from "../telemetry/histogram.ts";
@@ -70,7 +70,7 @@ export interface HopClientOptions {
 export class HopClient {
   private slots: Slot[];
   /** Calls waiting for their owner: one unref'd timer at the earliest wait's end. */
-  private waits = new DeadlineQueue({ set: (fire, ms) => setTimeout(fire, ms).unref(), clear: (h) => clearTimeout(h as Timer), now: Date.now });
+  private waits = new DeadlineQueue(hostTimer(globalThis));
   /** Round-trip time of hopped calls, seconds. */
   readonly latency = new Histogram();
   private sweeper: ReturnType<typeof setInterval>;

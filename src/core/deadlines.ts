@@ -18,6 +18,25 @@ export interface DeadlineTimer {
   now(): number;
 }
 
+/** The runtime's timer functions, as `globalThis` has them (core reads no global itself). */
+export interface HostTimers {
+  setTimeout(fire: () => void, ms: number): { unref(): unknown };
+  clearTimeout(handle: never): void;
+  Date: { now(): number };
+}
+
+/**
+ * A {@link DeadlineTimer} on the runtime's own timers (`hostTimer(globalThis)`), unref'd: a
+ * pending deadline never keeps a process alive.
+ */
+export function hostTimer(host: HostTimers): DeadlineTimer {
+  return {
+    set: (fire, ms) => host.setTimeout(fire, ms).unref(),
+    clear: (handle) => host.clearTimeout(handle as never),
+    now: () => host.Date.now(),
+  };
+}
+
 /** Longest single wait a timer is asked for (setTimeout's limit); a later deadline re-arms. */
 const MAX_WAIT_MS = 0x7fff_ffff;
 

@@ -7,7 +7,7 @@
  * the upstream): a POST may not be idempotent, and any other retry is the service's decision.
  */
 import { Abort } from "../core/abort.ts";
-import { DeadlineQueue } from "../core/deadlines.ts";
+import { DeadlineQueue, hostTimer } from "../core/deadlines.ts";
 import { QdpError } from "../core/errors.ts";
 import { Histogram } from "../telemetry/histogram.ts";
 import type { UpstreamClient, UpstreamRequest } from "../services/types.ts";
@@ -107,8 +107,8 @@ function parsedUrl(url: string): URL {
   return u;
 }
 
-// One timer at the earliest pending timeout, unref'd: it never keeps a process alive.
-const timeouts = new DeadlineQueue({ set: (fire, ms) => setTimeout(fire, ms).unref(), clear: (h) => clearTimeout(h as Timer), now: Date.now });
+// One timer at the earliest pending timeout (unref'd: it never keeps a process alive).
+const timeouts = new DeadlineQueue(hostTimer(globalThis));
 
 /** What every upstream request of a call carries, so the upstream's logs join the call's. */
 export interface CallIdentity {
