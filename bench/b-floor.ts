@@ -16,7 +16,7 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { cleanupAll, cpuSeconds, installSignalHandlers, makeTempDir, processTree } from "./lib/procs.ts";
+import { cleanupAll, cpuSeconds, installSignalHandlers, isAlive, makeTempDir, processTree, stopManaged } from "./lib/procs.ts";
 import { freePort } from "./lib/net.ts";
 import { CONTENDERS_DIR, qdpServer, single, startSlowUpstream, type RunningServer, type ServerContext } from "./lib/servers.ts";
 import { runWrk } from "./lib/wrk.ts";
@@ -69,10 +69,9 @@ async function startBare(): Promise<RunningServer> {
     id: "bare",
     baseUrl: first.baseUrl,
     roots: [first.m.pid, second.m.pid],
-    alive: () => true,
+    alive: () => isAlive(first.m) && isAlive(second.m),
     stop: async () => {
-      for (const m of [first.m, second.m]) m.proc.kill("SIGTERM");
-      await Promise.all([first.m.proc.exited, second.m.proc.exited]);
+      for (const m of [first.m, second.m]) await stopManaged(m, "SIGTERM", 5000);
     },
   };
 }
