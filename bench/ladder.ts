@@ -9,6 +9,12 @@
  *              JSON.parse of the body and a JSON answer — no call pipeline
  *   qdp        the real cluster, no user (bench A (a)): signing off, access log at its default
  *   qdp-nolog  the same with QDP_ACCESS_LOG=0
+ *   qdp-users  qdp with 1,000 rotating users (bench A (b)): about half the calls hop to their owner
+ *   qdp-signed the same calls signed by UAP's key, checked by a cluster that has it (bench A (c))
+ *
+ * The two last rows send other requests (wrk scripts users.lua and signed.lua, which cost wrk
+ * more than the echo's), so compare their server CPU per request with the rows above, not
+ * their req/s.
  *
  * Prints req/s (median of rounds, rounds alternated) and the servers' CPU per request. Prints
  * only; no assertions. The box is shared with wrk: compare rows of one run.
@@ -21,7 +27,8 @@ import { cleanupAll, cpuSeconds, installSignalHandlers, makeTempDir, processTree
 import { freePort, waitForHttp } from "./lib/net.ts";
 import { qdpServer, type RunningServer } from "./lib/servers.ts";
 import { runWrk } from "./lib/wrk.ts";
-import { ECHO_BODY } from "./lib/workloads.ts";
+import type { Workload } from "./lib/runner.ts";
+import { BENCH_KEY, echo, ECHO_BODY, rotatingUsers, signedUsers } from "./lib/workloads.ts";
 
 const { values } = parseArgs({
   args: Bun.argv.slice(2),
@@ -96,21 +103,30 @@ if (values.serve !== undefined) {
     await pair("transport"),
     await qdpServer("qdp", "qdp", () => ({})).start(ctx),
     await qdpServer("qdp-nolog", "qdp-nolog", () => ({ QDP_ACCESS_LOG: "0" })).start(ctx),
+    await qdpServer("qdp-users", "qdp-users", () => ({})).start(ctx),
+    await qdpServer("qdp-signed", "qdp-signed", () => ({ QDP_UAP_KEYS: `${BENCH_KEY.keyId}:${BENCH_KEY.secret}` })).start(ctx),
   ];
+  const workloads: Record<string, Workload> = {
+    "qdp-users": rotatingUsers("/api/1000", ECHO_BODY),
+    "qdp-signed": signedUsers(tmp, (line) => console.log(line)),
+  };
   const results = new Map<string, { rps: number[]; us: number[] }>(servers.map((s) => [s.id, { rps: [], us: [] }]));
   try {
     for (let round = 0; round < rounds; round++) {
       for (const s of [...servers.slice(round % servers.length), ...servers.slice(0, round % servers.length)]) {
         const tree = processTree(s.roots);
         const cpu0 = cpuSeconds(tree);
+        const w = workloads[s.id] ?? echo;
+        const c = { id: "ladder", title: "-c100", connections: 100, threads: 2, durationSec: seconds, timeoutSec: 5 };
+        const scriptArgs = await w.args({ c, estRps: 0 });
         const { result } = await runWrk({
-          url: `${s.baseUrl}/api/1000`,
+          url: `${s.baseUrl}${w.path}`,
           threads: 2,
           connections: 100,
           durationSec: seconds,
           timeoutSec: 5,
-          script: "post-json.lua",
-          scriptArgs: [ECHO_BODY],
+          script: w.script,
+          scriptArgs,
         });
         const r = results.get(s.id)!;
         r.rps.push(result.rps);
