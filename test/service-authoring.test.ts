@@ -139,6 +139,21 @@ describe("upstream headers and W3C trace context", () => {
       return { traceId };
     },
   });
+  // Every client a handler was handed, in order: each read of ctx.upstream within one call
+  // must give the same client (one abort, one set of headers), and each call its own.
+  const clients: unknown[] = [];
+  const twice = defineService({
+    funcNo: 9302,
+    name: "test.upstream_twice",
+    description: "reads ctx.upstream twice",
+    stateful: false,
+    input: t.Object({}),
+    output: t.Object({ ok: t.Boolean() }),
+    handler: (ctx) => {
+      clients.push(ctx.upstream, ctx.upstream);
+      return { ok: true };
+    },
+  });
   let kit: ServiceKit;
   beforeAll(() => {
     server = Bun.serve({
@@ -149,7 +164,7 @@ describe("upstream headers and W3C trace context", () => {
         return Response.json({ ok: true });
       },
     });
-    kit = createServiceKit({ services: [caller] });
+    kit = createServiceKit({ services: [caller, twice] });
   });
   afterAll(() => {
     kit.close();
@@ -182,6 +197,17 @@ describe("upstream headers and W3C trace context", () => {
       expect(r.data.traceId).not.toBe("00000000000000000000000000000000");
       expect(r.data.traceId).not.toBe("4bf92f3577b34da6a3ce929d0e0e4736");
     }
+  });
+
+  test("ctx.upstream is one client per call, made on first use", async () => {
+    for (let i = 0; i < 2; i++) {
+      const r = await kit.call(twice, {});
+      if (!r.ok) throw new Error(JSON.stringify(r.error));
+    }
+    expect(clients).toHaveLength(4);
+    expect(clients[0]).toBe(clients[1]);
+    expect(clients[2]).toBe(clients[3]);
+    expect(clients[0]).not.toBe(clients[2]);
   });
 
   test("a header value that would inject a line is refused before anything is sent", async () => {

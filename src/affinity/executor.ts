@@ -14,7 +14,7 @@ import { DeadlineQueue, hostTimer } from "../core/deadlines.ts";
 import { QdpError, toQdpError } from "../core/errors.ts";
 import { replayRefusal, type ReplayGuard } from "../core/replay-fence.ts";
 import type { RegisteredService } from "../services/registry.ts";
-import { RawJson, type Logger, type ServiceContext, type ServiceSettings } from "../services/types.ts";
+import { RawJson, type Logger, type ServiceContext, type ServiceSettings, type UpstreamClient } from "../services/types.ts";
 import type { RecordStore } from "../stores/record-store.ts";
 import { createUpstreamClient } from "../upstream/client.ts";
 import type { DurableSessions } from "./durable-sessions.ts";
@@ -201,6 +201,7 @@ export class Executor {
     // Made on first use: most handlers never look at their trace.
     let made: TraceContext | undefined;
     const trace = (): TraceContext => (made ??= traceFrom(call.traceparent));
+    let upstream: UpstreamClient | undefined;
     const ctx: ServiceContext<unknown, unknown> = {
       input: call.input,
       user: call.user,
@@ -224,8 +225,9 @@ export class Executor {
         abort.controller ??= new AbortController();
         return abort.controller.signal;
       },
+      // One client per call, made on first use: every use shares the call's abort and headers.
       get upstream() {
-        return createUpstreamClient(abort, { timeoutMs: o.upstreamTimeoutMs }, { requestId: call.requestId, traceparent: ctx.traceparent });
+        return (upstream ??= createUpstreamClient(abort, { timeoutMs: o.upstreamTimeoutMs }, { requestId: call.requestId, traceparent: ctx.traceparent }));
       },
     };
     this.executing++;
