@@ -7,8 +7,8 @@
  * (the access log: one per call) within {@link LAZY_FLUSH_MS}, or as soon as
  * {@link LAZY_FLUSH_BYTES} are waiting. Lines are joined here per flush into writes of whole
  * lines up to {@link ATOMIC_WRITE_BYTES}: one write(2) per line cost ~8 µs per call at -c100 with
- * the access log on (bench/ladder.ts: 38.9 vs 30.9 µs with it off), batched writes 2–4 µs
- * (3 µs in bench A's workload, less with access lines built at the flush: createAccessWriter). A worker killed
+ * the access log on (bench/ladder.ts: 38.9 vs 30.9 µs with it off), batched writes 2–4 µs, and
+ * access lines built at the flush a little less again (createAccessWriter). A worker killed
  * with -9 loses at most the last {@link LAZY_FLUSH_MS} of info lines; a graceful exit and
  * process.exit write everything, in order.
  */
@@ -110,10 +110,7 @@ function flush(): void {
     lazy = null;
   }
   if (dropped > 0) {
-    const line = JSON.stringify({ t: new Date().toISOString(), level: "warn", msg: "log lines dropped", dropped }) + "\n";
-    buffered += line.length;
-    waitingCounted += line.length;
-    waiting.push(line);
+    queue(JSON.stringify({ t: new Date().toISOString(), level: "warn", msg: "log lines dropped", dropped }) + "\n", 0);
     dropped = 0;
   }
   takeWrites();
@@ -156,16 +153,24 @@ function writeReady(): void {
   for (const done of drained.splice(0)) done();
 }
 
-/** Queues a line, or a function that builds it with its length estimated as `chars`. */
+/**
+ * Adds a line to those waiting, or a function that builds it with its length estimated as
+ * `chars`; the estimate stands in `buffered` until takeWrites builds the line.
+ */
+function queue(line: string | (() => string), chars: number): void {
+  const counted = typeof line === "string" ? line.length : chars;
+  buffered += counted;
+  waitingCounted += counted;
+  waiting.push(line);
+}
+
+/** Queues a line (see {@link queue}) unless too much waits, and schedules its flush. */
 function emit(line: string | (() => string), urgent: boolean, chars = 0): void {
   if (buffered > MAX_BUFFERED) {
     dropped++;
     return;
   }
-  const counted = typeof line === "string" ? line.length : chars;
-  buffered += counted;
-  waitingCounted += counted;
-  waiting.push(line);
+  queue(line, chars);
   if (scheduled) return;
   if (urgent || buffered >= LAZY_FLUSH_BYTES) {
     scheduled = true;
@@ -272,7 +277,7 @@ const ACCESS_NUMBERS_CHARS = 24;
  * during its call: its time is taken now, the rest is the entry's, which the caller no longer
  * changes. Built per call, amid the call's parsing, hop and answer, its template ran cold; built
  * together they cost less: bench A (a)'s workload, 4 rounds alternated per run, worker CPU per
- * call 23.2 → 22.3 µs (the log off: 19.9), the same in 3 of 4 runs. What the log still costs is
+ * call 23.2 → 22.3 µs (the log off: 19.9); 3 of 4 such runs showed ~0.9 µs less, one none. What the log still costs is
  * neither its text nor its writes: writes of 64 KiB instead of 4 KiB, and not building the line
  * at all, each measured no different.
  */
