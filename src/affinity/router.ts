@@ -10,13 +10,6 @@ import { replayRefusal } from "../core/replay-fence.ts";
 import type { Call, Executor } from "./executor.ts";
 import type { HopClient } from "./hop-client.ts";
 
-export interface RoutedResult {
-  /** The output as JSON text. */
-  text: string;
-  /** Index of the worker that ran the handler. */
-  worker: number;
-}
-
 const encoder = new TextEncoder();
 
 export class Router {
@@ -40,30 +33,33 @@ export class Router {
   }
 
   /**
-   * Runs the call at its owner. `inputBytes` is the input's JSON exactly as received, when the
-   * edge has it (POST /api/<funcNo>), so the hop does not serialise it again.
+   * Runs the call at its owner (`ownerIndex`) and gives its output as JSON text. `inputBytes` is
+   * the input's JSON exactly as received, when the edge has it (POST /api/<funcNo>), so the hop
+   * does not serialise it again.
    */
-  call(call: Call, inputBytes?: Uint8Array): RoutedResult | Promise<RoutedResult> {
-    const owner = call.user === null ? this.self : this.ownerOf(call.user);
+  call(call: Call, inputBytes?: Uint8Array): string | Promise<string> {
+    const owner = this.ownerIndex(call.user);
     if (owner === this.self && this.ownsIndex) {
       this.localCalls++;
       // A handler that answers synchronously here costs no promise (executor.run's sync path).
-      const text = this.executor.run(call);
-      const worker = this.self;
-      return typeof text === "string" ? { text, worker } : text.then((t) => ({ text: t, worker }));
+      return this.executor.run(call);
     }
     return this.viaHop(owner, call, inputBytes);
   }
 
-  private async viaHop(owner: number, call: Call, inputBytes: Uint8Array | undefined): Promise<RoutedResult> {
+  /** The index whose worker runs a call of `user` (this one for a call without a user). */
+  ownerIndex(user: string | null): number {
+    return user === null ? this.self : this.ownerOf(user);
+  }
+
+  private viaHop(owner: number, call: Call, inputBytes: Uint8Array | undefined): Promise<string> {
     // The trace rides in the request-id field after a space (request ids hold none), which a
     // peer of the previous version mid-reload reads as part of the id instead of failing.
     const r = call.traceparent === undefined ? call.requestId : `${call.requestId} ${call.traceparent}`;
     const head: CallHead = { f: call.service.def.funcNo, u: call.user, r, t: call.deadline - Date.now() };
     if (call.replay) head.n = call.replay;
     const tail = inputBytes ?? encoder.encode(JSON.stringify(call.input === undefined ? null : call.input));
-    const res = await this.hop.request(owner, FrameType.CALL, encodeCallHead(head), tail, call.deadline);
-    return { text: replyText(res.type, res.payload), worker: owner };
+    return this.hop.request(owner, FrameType.CALL, encodeCallHead(head), tail, call.deadline).then((res) => replyText(res.type, res.payload));
   }
 
   /**

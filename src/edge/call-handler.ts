@@ -13,7 +13,7 @@ import { readCall, type CallRoute } from "../core/read-call.ts";
 import { decodeHeaderUtf8, verifyRequest, type VerifiedCall } from "../core/signing.ts";
 import { requestTarget, signatureInputOf, type SignedRequest } from "./signature-input.ts";
 import type { Call } from "../affinity/executor.ts";
-import type { RoutedResult, Router } from "../affinity/router.ts";
+import type { Router } from "../affinity/router.ts";
 import type { Registry } from "../services/registry.ts";
 import type { Logger } from "../services/types.ts";
 import type { CallDurations } from "../telemetry/call-durations.ts";
@@ -118,7 +118,7 @@ export function createCallHandler(d: CallHandlerDeps) {
       return done(fail(new QdpError("OVERLOADED", `worker ${d.index} has ${counters.inflight} calls in flight`), meta, rec), rec, meta, started, "OVERLOADED");
     }
     counters.inflight++;
-    let out: Outcome | Promise<Outcome>;
+    let out: string | Promise<string>;
     try {
       out = run(input, route, meta, rec);
     } catch (err) {
@@ -133,10 +133,12 @@ export function createCallHandler(d: CallHandlerDeps) {
     return answered(out, meta, rec, started);
   }
 
-  function answered(out: Outcome, meta: ResponseMeta, rec: CallRecord, started: number): Reply {
+  /** `output` is the handler's output as JSON text, from the worker `rec.owner`. */
+  function answered(output: string, meta: ResponseMeta, rec: CallRecord, started: number): Reply {
     counters.inflight--;
     counters.requests++;
-    return done(okReply(out.funcNo, out.text, meta), rec, meta, started, "OK");
+    meta.worker = rec.owner!;
+    return done(okReply(rec.funcNo!, output, meta), rec, meta, started, "OK");
   }
 
   function failed(err: unknown, meta: ResponseMeta, rec: CallRecord, started: number): Reply {
@@ -227,7 +229,7 @@ export function createCallHandler(d: CallHandlerDeps) {
   }
 
   /** The call's checks in order, then its route; synchronous until something must wait. */
-  function run(input: CallInput, route: CallRoute, meta: ResponseMeta, rec: CallRecord): Outcome | Promise<Outcome> {
+  function run(input: CallInput, route: CallRoute, meta: ResponseMeta, rec: CallRecord): string | Promise<string> {
     const started = Date.now();
     let deadline = started + d.config.timeoutMs;
     if (d.allow) {
@@ -264,8 +266,8 @@ export function createCallHandler(d: CallHandlerDeps) {
 
     // Replays: a call with a user is checked at its owner (before it runs there); one without
     // a user at the owner of its nonce. Either way every worker consults the same place.
-    const dispatch = (): Outcome | Promise<Outcome> => {
-      rec.owner = user === null ? d.index : d.router.ownerOf(user);
+    const dispatch = (): string | Promise<string> => {
+      rec.owner = d.router.ownerIndex(user);
       const traceparent = validTraceparent(input.header("traceparent"));
       if (traceparent !== undefined) rec.traceId = traceparent.slice(3, 35);
       const call: Call = {
@@ -277,26 +279,14 @@ export function createCallHandler(d: CallHandlerDeps) {
         deadline,
         replay: verified !== null && user !== null ? [verified.nonce, verified.timestamp] : undefined,
       };
-      const result = d.router.call(call, inputBytes);
-      if (result instanceof Promise) return result.then((r) => outcome(funcNo, r, meta));
-      return outcome(funcNo, result, meta);
+      // One promise at most: a hopped or asynchronous call's own, answered by handleCall.
+      return d.router.call(call, inputBytes);
     };
     if (verified !== null && user === null) return d.router.checkNonce(verified.nonce, verified.timestamp, deadline).then(dispatch);
     return dispatch();
   }
 
   return { handleCall, handleRequest };
-}
-
-/** A call's output as JSON text, with its function number for the answer. */
-interface Outcome {
-  funcNo: number;
-  text: string;
-}
-
-function outcome(funcNo: number, r: RoutedResult, meta: ResponseMeta): Outcome {
-  meta.worker = r.worker;
-  return { funcNo, text: r.text };
 }
 
 function tooLarge(max: number): QdpError {

@@ -72,6 +72,11 @@ export interface Http1Server {
 
 interface Conn {
   socket: Socket<Conn>;
+  /**
+   * The peer's address, read once: Bun's `remoteAddress` formats a new string on every read, and
+   * every request on the connection needs it.
+   */
+  clientIp: string;
   /** Bytes received and not yet consumed (the start of the next request). */
   buf: Buffer | null;
   /** A request is being run; later bytes wait in `buf`. */
@@ -145,6 +150,7 @@ export function serveHttp1(o: Http1ServerOptions): Http1Server {
         const now = Date.now();
         const c: Conn = {
           socket,
+          clientIp: socket.remoteAddress,
           buf: null,
           busy: false,
           closing: false,
@@ -220,7 +226,7 @@ export function serveHttp1(o: Http1ServerOptions): Http1Server {
       c.busy = true;
       let reply: Reply | Promise<Reply>;
       try {
-        reply = o.handle({ head, body, clientIp: c.socket.remoteAddress });
+        reply = o.handle({ head, body, clientIp: c.clientIp });
       } catch (err) {
         reply = o.crashed(err);
       }
