@@ -4,7 +4,7 @@ import { createHash, createHmac } from "node:crypto";
 import { svgChart } from "./render.ts";
 import { loadSigner } from "./sign.ts";
 import { nginxConfig } from "./servers.ts";
-import { spread } from "./stats.ts";
+import { paired, spread } from "./stats.ts";
 import { errorCount, parseWrkOutput } from "./wrk.ts";
 
 const TEXT = `Running 10s test @ http://127.0.0.1:8080/api/1000
@@ -58,6 +58,16 @@ describe("parseWrkOutput", () => {
 test("spread gives median and range, ignoring NaN", () => {
   expect(spread([3, 1, 2])).toEqual({ median: 2, min: 1, max: 3 });
   expect(spread([4, 1, 2, Number.NaN, 3])).toEqual({ median: 2.5, min: 1, max: 4 });
+});
+
+test("paired differences follow each round, so a drift both variants share cancels out", () => {
+  // The reference drifts from 18 to 25 µs mid-run; the variant is 1 µs cheaper in every round
+  // but one. Medians of each alone (19.5 vs 20.5) would hide how consistent that is.
+  const reference = [18, 18.5, 19, 25, 25.5, 26];
+  const variant = [17, 17.5, 18, 24, 24.5, 26.5];
+  expect(paired(variant, reference)).toEqual({ median: -1, lower: 5, higher: 1, rounds: 6 });
+  // Rounds missing on either side (a failed run) are left out, not paired with another round.
+  expect(paired([10, Number.NaN, 12], [11, 11, 11, 11])).toEqual({ median: 0, lower: 1, higher: 1, rounds: 2 });
 });
 
 test("nginx config: daemon off, unix upstreams, ip_hash only when asked", () => {

@@ -92,3 +92,34 @@ export function aggregate(records: RunRecord[]): Aggregate {
     }),
   };
 }
+
+/** How a variant compared with a reference over rounds run side by side (bench/compare.ts). */
+export interface Paired {
+  /** Median of the per-round differences (variant − reference). */
+  median: number;
+  /** Rounds where the variant's figure was lower / higher than the reference's. */
+  lower: number;
+  higher: number;
+  rounds: number;
+}
+
+/**
+ * Per-round differences, paired by round. On this shared VM a whole run can drift by 40% within
+ * minutes (bench/compare.ts), so medians of each variant alone can differ by more than the change
+ * being measured; differences taken within each round cancel the drift both variants share, and
+ * the counts of lower and higher rounds say whether a difference is consistent or a coin toss.
+ */
+export function paired(variant: number[], reference: number[]): Paired {
+  const n = Math.min(variant.length, reference.length);
+  const diffs: number[] = [];
+  let lower = 0;
+  let higher = 0;
+  for (let i = 0; i < n; i++) {
+    const d = variant[i]! - reference[i]!;
+    if (!Number.isFinite(d)) continue;
+    diffs.push(d);
+    if (d < 0) lower++;
+    else if (d > 0) higher++;
+  }
+  return { median: spread(diffs).median, lower, higher, rounds: diffs.length };
+}
