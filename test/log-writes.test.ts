@@ -135,6 +135,17 @@ test("an access line is built at the flush but says when its call ended, and kee
   expect(lines[2]!.t).toBe("2026-01-02T03:09:00.000Z");
 });
 
+test("an access line is the line log.info would write for its entry, to the byte, for plain, hostile and sampled entries", () => {
+  const r = Bun.spawnSync([BUN, join(ROOT, "test/fixtures/log-same-line.ts")], { stdout: "pipe", stderr: "pipe" });
+  expect(r.exitCode).toBe(0);
+  const lines = r.stdout.toString().trim().split("\n");
+  expect(lines.length).toBe(8);
+  // Written in pairs: the access writer's line, then log.info's for the same entry.
+  for (let i = 0; i < lines.length; i += 2) expect(lines[i]).toBe(lines[i + 1]!);
+  expect(JSON.parse(lines[2]!)).toMatchObject({ user: 'quote"and\u00e9', requestId: "back\\slash", func: null, route: "qdp" });
+  expect(JSON.parse(lines[4]!)).toMatchObject({ ms: 12.345, sample: 0.25, code: "UNAUTHENTICATED" });
+});
+
 test("a steady stream of access lines that stdout keeps up with loses none, however many", () => {
   const dir = mkdtempSync(join(tmpdir(), "qdp-log-steady-"));
   const out = join(dir, "out");
