@@ -1,5 +1,6 @@
 /**
- * Where the gap to bare `Bun.serve` lives: `bun bench/ladder.ts [--rounds 3] [--seconds 6]`.
+ * Where the gap to bare `Bun.serve` lives: `bun bench/ladder.ts [--rounds 3] [--seconds 6]
+ * [--connections 100] [--levels bare,qdp,…]`.
  * The same echo (`POST /api/1000`, bench A's body, wrk -c100) against servers that each add one
  * layer, two processes sharing the port with SO_REUSEPORT like the real cluster:
  *
@@ -32,7 +33,15 @@ import { BENCH_KEY, echo, ECHO_BODY, rotatingUsers, signedUsers } from "./lib/wo
 
 const { values } = parseArgs({
   args: Bun.argv.slice(2),
-  options: { serve: { type: "string" }, port: { type: "string" }, rounds: { type: "string", default: "3" }, seconds: { type: "string", default: "6" } },
+  options: {
+    serve: { type: "string" },
+    port: { type: "string" },
+    rounds: { type: "string", default: "3" },
+    seconds: { type: "string", default: "6" },
+    connections: { type: "string", default: "100" },
+    // Some of the levels only, e.g. `bare,qdp,qdp-nolog` for bench A (a)'s question at -c500.
+    levels: { type: "string", default: "bare,listen,transport,qdp,qdp-nolog,qdp-users,qdp-signed" },
+  },
 });
 
 const ANSWER = Buffer.from(`HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${ECHO_BODY.length}\r\n\r\n${ECHO_BODY}`);
@@ -78,6 +87,8 @@ if (values.serve !== undefined) {
   installSignalHandlers();
   const tmp = makeTempDir("qdp-ladder-");
   const rounds = Number(values.rounds);
+  const connections = Number(values.connections);
+  const levels = new Set(values.levels.split(","));
   const seconds = Number(values.seconds);
 
   async function pair(level: string): Promise<RunningServer> {
@@ -97,15 +108,18 @@ if (values.serve !== undefined) {
   }
 
   const ctx = { tmp, nginxWorkers: "auto" };
-  const servers: RunningServer[] = [
-    await pair("bare"),
-    await pair("listen"),
-    await pair("transport"),
-    await qdpServer("qdp", "qdp", () => ({})).start(ctx),
-    await qdpServer("qdp-nolog", "qdp-nolog", () => ({ QDP_ACCESS_LOG: "0" })).start(ctx),
-    await qdpServer("qdp-users", "qdp-users", () => ({})).start(ctx),
-    await qdpServer("qdp-signed", "qdp-signed", () => ({ QDP_UAP_KEYS: `${BENCH_KEY.keyId}:${BENCH_KEY.secret}` })).start(ctx),
-  ];
+  const starts: Record<string, () => Promise<RunningServer>> = {
+    bare: () => pair("bare"),
+    listen: () => pair("listen"),
+    transport: () => pair("transport"),
+    qdp: () => qdpServer("qdp", "qdp", () => ({})).start(ctx),
+    "qdp-nolog": () => qdpServer("qdp-nolog", "qdp-nolog", () => ({ QDP_ACCESS_LOG: "0" })).start(ctx),
+    "qdp-users": () => qdpServer("qdp-users", "qdp-users", () => ({})).start(ctx),
+    "qdp-signed": () => qdpServer("qdp-signed", "qdp-signed", () => ({ QDP_UAP_KEYS: `${BENCH_KEY.keyId}:${BENCH_KEY.secret}` })).start(ctx),
+  };
+  for (const l of levels) if (!(l in starts)) throw new Error(`unknown level ${l} (levels: ${Object.keys(starts).join(", ")})`);
+  const servers: RunningServer[] = [];
+  for (const [level, start] of Object.entries(starts)) if (levels.has(level)) servers.push(await start());
   const workloads: Record<string, Workload> = {
     "qdp-users": rotatingUsers("/api/1000", ECHO_BODY),
     "qdp-signed": signedUsers(tmp, (line) => console.log(line)),
@@ -117,12 +131,12 @@ if (values.serve !== undefined) {
         const tree = processTree(s.roots);
         const cpu0 = cpuSeconds(tree);
         const w = workloads[s.id] ?? echo;
-        const c = { id: "ladder", title: "-c100", connections: 100, threads: 2, durationSec: seconds, timeoutSec: 5 };
+        const c = { id: "ladder", title: `-c${connections}`, connections, threads: 2, durationSec: seconds, timeoutSec: 5 };
         const scriptArgs = await w.args({ c, estRps: 0 });
         const { result } = await runWrk({
           url: `${s.baseUrl}${w.path}`,
           threads: 2,
-          connections: 100,
+          connections,
           durationSec: seconds,
           timeoutSec: 5,
           script: w.script,
@@ -140,9 +154,12 @@ if (values.serve !== undefined) {
     for (const s of servers) await s.stop();
   }
   const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
-  const bare = median(results.get("bare")!.rps);
-  console.log(`\n| server | req/s (median) | × bare | server CPU µs/req |\n| --- | ---: | ---: | ---: |`);
-  for (const [id, r] of results)
-    console.log(`| ${id} | ${Math.round(median(r.rps)).toLocaleString("en-US")} | ${(median(r.rps) / bare).toFixed(2)}× | ${median(r.us).toFixed(1)} |`);
+  const bareRps = results.get("bare")?.rps;
+  const bare = bareRps === undefined ? Number.NaN : median(bareRps);
+  console.log(`\n-c${connections}, ${rounds} rounds of ${seconds} s\n\n| server | req/s (median) | × bare | server CPU µs/req |\n| --- | ---: | ---: | ---: |`);
+  for (const [id, r] of results) {
+    const ratio = Number.isNaN(bare) ? "–" : `${(median(r.rps) / bare).toFixed(2)}×`;
+    console.log(`| ${id} | ${Math.round(median(r.rps)).toLocaleString("en-US")} | ${ratio} | ${median(r.us).toFixed(1)} |`);
+  }
   await cleanupAll();
 }
