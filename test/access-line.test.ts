@@ -1,8 +1,14 @@
 /** The access log's hand-built JSON (telemetry/logger.ts): the same text JSON.stringify would write. */
 import { expect, test } from "bun:test";
-import { jsonString } from "../src/telemetry/logger.ts";
+import { writeJsonString } from "../src/telemetry/logger.ts";
 
-test("jsonString writes what JSON.stringify writes, for plain and hostile text alike", () => {
+/** What writeJsonString writes for `v`, as text. */
+function jsonString(v: string | null): string {
+  const buf = new Uint8Array(6 * (v?.length ?? 0) + 8);
+  return new TextDecoder().decode(buf.subarray(0, writeJsonString(buf, 0, v)));
+}
+
+test("writeJsonString writes what JSON.stringify writes, for plain and hostile text alike", () => {
   const samples = [
     "",
     "u417",

@@ -5,14 +5,14 @@
  *
  * When lines are written: warn and error lines at the end of their tick; info and debug lines
  * (the access log: one per call) within {@link LAZY_FLUSH_MS}, or as soon as
- * {@link LAZY_FLUSH_BYTES} are waiting. Lines are joined here per flush into writes of whole
- * lines up to {@link ATOMIC_WRITE_BYTES}: one write(2) per line cost ~8 µs per call at -c100 with
- * the access log on (bench/ladder.ts: 38.9 vs 30.9 µs with it off), batched writes 2–4 µs, and
- * access lines built at the flush a little less again (createAccessWriter). A worker killed
+ * {@link LAZY_FLUSH_BYTES} are waiting. Lines wait encoded in one buffer and leave per flush in
+ * writes of whole lines up to {@link ATOMIC_WRITE_BYTES}: one write(2) per line cost ~8 µs per
+ * call at -c100 with the access log on (bench/ladder.ts: 38.9 vs 30.9 µs with it off), batched
+ * writes 2–4 µs, and access lines encoded as their call ends ~1 µs less again
+ * (createAccessWriter). The 4 MiB drop bound counts exact bytes. A worker killed
  * with -9 loses at most the last {@link LAZY_FLUSH_MS} of info lines; a graceful exit and
  * process.exit write everything, in order.
  */
-import { Buffer } from "node:buffer";
 import { writeSync } from "node:fs";
 import type { LogLevel } from "../core/config.ts";
 import type { Logger } from "../services/types.ts";
@@ -23,6 +23,8 @@ const MAX_BUFFERED = 4 * 1024 * 1024;
 export const LAZY_FLUSH_MS = 50;
 /** Bytes of waiting lines that are written at once, whatever their level. */
 const LAZY_FLUSH_BYTES = 64 * 1024;
+/** The arena's first size: one lazy flush's worth and a long line. */
+const LAZY_FLUSH_BYTES_INIT = LAZY_FLUSH_BYTES + 16 * 1024;
 /**
  * How soon a write the reader had no room for is tried again: at first after 1 ms, as a reader
  * that is merely slower than a burst has room again soon (a 64 KiB pipe retried every 10 ms let
@@ -43,19 +45,20 @@ let retryMs = RETRY_MIN_MS;
 Bun.stdout.writer();
 
 /**
- * Lines waiting for the next flush, joined here so stdout gets few writes (takeWrites). An
- * access line waits as the function that builds it: see {@link createAccessWriter}.
+ * Lines waiting for the next flush, as UTF-8 in one buffer (`arena[0, used)`), so stdout gets few
+ * writes (takeWrites). An access line is encoded straight into it: see {@link createAccessWriter}.
  */
-let waiting: Array<string | (() => string)> = [];
-/** What the waiting lines count in `buffered` (an access line its estimate until it is built). */
-let waitingCounted = 0;
-/** The drop bound's count: characters of the lines waiting, bytes of the writes not yet written. */
-let buffered = 0;
+let arena = new Uint8Array(LAZY_FLUSH_BYTES_INIT);
+let used = 0;
+/** takeWrites lent the arena's bytes to `ready`: the next line starts a fresh arena unless they were all written. */
+let lent = false;
 /**
  * Whole-line writes not written yet, oldest first (the reader had no room for the first; after
  * a partial write to a socket or terminal, the first is what is left of it).
  */
 let ready: Uint8Array[] = [];
+/** Bytes in `ready`. */
+let readyBytes = 0;
 let retry: Timer | null = null;
 let drained: (() => void)[] = [];
 /**
@@ -68,21 +71,40 @@ let drained: (() => void)[] = [];
  */
 export const ATOMIC_WRITE_BYTES = 4096;
 const NEWLINE = 0x0a;
+const encoder = new TextEncoder();
+
+/** The bytes lines waiting for a flush and writes not yet written hold (the drop bound's count). */
+function buffered(): number {
+  return used + readyBytes;
+}
+
+/**
+ * Room for `bytes` more in the arena. After takeWrites lent its bytes to `ready`, the arena is
+ * used again from its start once they are all written, and a fresh one is started otherwise, or
+ * after a burst grew it past a few flushes' worth (so a burst does not keep megabytes for good).
+ */
+function reserve(bytes: number): void {
+  if (lent) {
+    lent = false;
+    if (ready.length > 0 || arena.length > 4 * LAZY_FLUSH_BYTES_INIT) arena = new Uint8Array(Math.max(LAZY_FLUSH_BYTES_INIT, bytes));
+  }
+  if (used + bytes <= arena.length) return;
+  const next = new Uint8Array(Math.max(arena.length * 2, used + bytes));
+  next.set(arena.subarray(0, used));
+  arena = next;
+}
 
 /**
  * Moves the waiting lines to `ready` as writes of whole lines, each at most ATOMIC_WRITE_BYTES
- * (a longer line alone). The lines are encoded once, together, and cut after a newline: every
- * line ends with one and has none inside (JSON escapes it), so no line's size is measured.
+ * (a longer line alone): cut after a newline, as every line ends with one and has none inside
+ * (JSON escapes it), so no line's size is measured.
  */
 function takeWrites(): void {
-  if (waiting.length === 0) return;
-  let text = "";
-  for (const line of waiting) text += typeof line === "string" ? line : line();
-  const bytes = Buffer.from(text);
-  waiting = [];
-  // From here on counted in bytes, as writeSync reports what it wrote.
-  buffered += bytes.length - waitingCounted;
-  waitingCounted = 0;
+  if (used === 0) return;
+  const bytes = arena.subarray(0, used);
+  readyBytes += used;
+  used = 0;
+  lent = true;
   for (let at = 0; at < bytes.length; ) {
     let end = at + ATOMIC_WRITE_BYTES;
     if (end >= bytes.length) end = bytes.length;
@@ -110,7 +132,7 @@ function flush(): void {
     lazy = null;
   }
   if (dropped > 0) {
-    queue(JSON.stringify({ t: new Date().toISOString(), level: "warn", msg: "log lines dropped", dropped }) + "\n", 0);
+    queue(JSON.stringify({ t: new Date().toISOString(), level: "warn", msg: "log lines dropped", dropped }) + "\n");
     dropped = 0;
   }
   takeWrites();
@@ -140,11 +162,11 @@ function writeReady(): void {
         return;
       }
       // stdout is closed (EPIPE) or gone: nobody will read these lines, and nobody can be told
-      for (const left of ready) buffered -= left.length;
       ready = [];
+      readyBytes = 0;
       break;
     }
-    buffered -= n;
+    readyBytes -= n;
     wrote = true;
     if (n < w.length) ready[0] = w.subarray(n);
     else ready.shift();
@@ -153,32 +175,36 @@ function writeReady(): void {
   for (const done of drained.splice(0)) done();
 }
 
-/**
- * Adds a line to those waiting, or a function that builds it with its length estimated as
- * `chars`; the estimate stands in `buffered` until takeWrites builds the line.
- */
-function queue(line: string | (() => string), chars: number): void {
-  const counted = typeof line === "string" ? line.length : chars;
-  buffered += counted;
-  waitingCounted += counted;
-  waiting.push(line);
+/** Adds a line (ending in a newline) to those waiting. */
+function queue(line: string): void {
+  reserve(line.length * 3);
+  used += encoder.encodeInto(line, arena.subarray(used)).written;
 }
 
-/** Queues a line (see {@link queue}) unless too much waits, and schedules its flush. */
-function emit(line: string | (() => string), urgent: boolean, chars = 0): void {
-  if (buffered > MAX_BUFFERED) {
-    dropped++;
-    return;
-  }
-  queue(line, chars);
+/** Whether a line must be dropped (too much waits), counting it if so. */
+function full(): boolean {
+  if (buffered() <= MAX_BUFFERED) return false;
+  dropped++;
+  return true;
+}
+
+/** Schedules the flush of what was just queued: at the end of the tick, or lazily. */
+function schedule(urgent: boolean): void {
   if (scheduled) return;
-  if (urgent || buffered >= LAZY_FLUSH_BYTES) {
+  if (urgent || used >= LAZY_FLUSH_BYTES) {
     scheduled = true;
     setImmediate(flush);
   } else if (lazy === null) {
     lazy = setTimeout(flush, LAZY_FLUSH_MS);
     lazy.unref();
   }
+}
+
+/** Queues a line unless too much waits, and schedules its flush. */
+function emit(line: string, urgent: boolean): void {
+  if (full()) return;
+  queue(line);
+  schedule(urgent);
 }
 
 // A process that exits without flushLogs (process.exit on a lost supervisor) still writes the
@@ -205,6 +231,7 @@ process.on("exit", () => {
     // stdout is gone, or nobody reads it: nothing to tell
   }
   ready = [];
+  readyBytes = 0;
 });
 
 /** Writes what is buffered (before exit); resolves once stdout has taken it all. */
@@ -255,50 +282,92 @@ export interface AccessEntry {
   sample?: number;
 }
 
-// Printable ASCII but `"` and `\`: text that JSON.stringify would only wrap in quotes.
-const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+/** Writes ASCII text (the line's fixed parts, times, numbers) at `at`; returns where it ends. */
+function ascii(buf: Uint8Array, at: number, text: string): number {
+  for (let i = 0; i < text.length; i++) buf[at++] = text.charCodeAt(i);
+  return at;
+}
+
 /**
- * A string as JSON. Most fields of an access line (request ids, user ids, names) are plain
- * ASCII: quoting those directly skips a native JSON.stringify call each (seven per line); anything
- * else still goes through JSON.stringify, so caller-chosen text cannot break the line.
+ * Writes a string as JSON (UTF-8) at `at`, byte for byte what JSON.stringify writes; returns
+ * where it ends. Most fields of an access line (request ids, user ids, names) are printable ASCII
+ * without `"` or `\`: those are copied between quotes. Anything else goes through JSON.stringify,
+ * so caller-chosen text cannot break the line. Needs room for 6 bytes per character plus 2.
  */
-export const jsonString = (v: string | null) => (v === null ? "null" : PLAIN.test(v) ? `"${v}"` : JSON.stringify(v));
-const str = jsonString;
+export function writeJsonString(buf: Uint8Array, at: number, v: string | null): number {
+  if (v === null) return ascii(buf, at, "null");
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) return at + encoder.encodeInto(JSON.stringify(v), buf.subarray(at)).written;
+  }
+  buf[at++] = 0x22;
+  for (let i = 0; i < v.length; i++) buf[at++] = v.charCodeAt(i);
+  buf[at++] = 0x22;
+  return at;
+}
 
-/** An access line's numbers and nulls, as counted toward the flush and drop bounds before it is built. */
-const ACCESS_NUMBERS_CHARS = 24;
+/** A number or null as JSON (null for NaN and the infinities, as JSON.stringify writes them). */
+const jsonNumber = (buf: Uint8Array, at: number, n: number | null): number => ascii(buf, at, n !== null && Number.isFinite(n) ? String(n) : "null");
+
+/** The bytes of an access line beside its strings': its fixed text, time and numbers. */
+const ACCESS_FIXED_BYTES = 512;
 
 /**
- * The access log's writer: the same JSON line `log.info("call", entry)` would write, built as
- * one template string instead of an object spread and `JSON.stringify`. Strings that come from
- * callers go through JSON.stringify, so they cannot break the line.
+ * The access log's writer: the same JSON line `log.info("call", entry)` would write, byte for
+ * byte, encoded straight into the waiting lines' buffer instead of made as an object spread and
+ * `JSON.stringify`, or as a template string. Strings that come from callers go through
+ * JSON.stringify, so they cannot break the line.
  *
- * The line is built at the flush, with the others waiting (every ~250 calls under load), not
- * during its call: its time is taken now, the rest is the entry's, which the caller no longer
- * changes. Built per call, amid the call's parsing, hop and answer, its template ran cold; built
- * together they cost less: bench A (a)'s workload, 4 rounds alternated per run, worker CPU per
- * call 23.2 → 22.3 µs (the log off: 19.9); 3 of 4 such runs showed ~0.9 µs less, one none. What the log still costs is
- * neither its text nor its writes: writes of 64 KiB instead of 4 KiB, and not building the line
- * at all, each measured no different.
+ * Nothing of the call is kept: no string, function or entry waits for the flush, and the flush
+ * has nothing left to build. Measured with bench/compare.ts (8 paired rounds of bench A (c)'s
+ * signed calls at -c500, worker CPU per call), the writer before this one cost 3.8–3.9 µs against
+ * no access log: ~1.6 µs of it was keeping the entry's strings until the flush (a function over
+ * the entry, or the entry itself), ~1 µs queueing it, the rest building and writing the text;
+ * encoding the line into bytes as the call ends cost ~1 µs.
  */
 export function createAccessWriter(level: LogLevel, base: { worker: number; pid: number }): (e: AccessEntry) => void {
   if (LEVELS.info < LEVELS[level]) return () => {};
   const head = `","level":"info","msg":"call","worker":${base.worker},"pid":${base.pid},"requestId":`;
-  // The fixed text of a line: everything but its strings' text and its numbers.
-  const fixed =
-    `{"t":"2026-01-01T00:00:00.000Z${head}""func":,"name":"","user":"","status":,"code":,"ms":,"edge":,"owner":,"ip":"","keyId":,"traceId":,"route":"api"}\n`
-      .length + ACCESS_NUMBERS_CHARS;
-  const len = (v: string | null) => (v === null ? 2 : v.length);
+  const len = (v: string | null) => (v === null ? 0 : v.length);
   return (e) => {
-    const t = timestamp();
-    // Counted by its strings' lengths (escapes aside): the 4 MiB bound stays about the text waiting.
-    const chars = fixed + e.requestId.length + len(e.name) + len(e.user) + len(e.code) + len(e.ip) + len(e.keyId) + len(e.traceId);
-    emit(
-      () =>
-        `{"t":"${t}${head}${str(e.requestId)},"func":${e.func},"name":${str(e.name)},"user":${str(e.user)},"status":${e.status},"code":${str(e.code)},"ms":${e.ms},"edge":${e.edge},"owner":${e.owner},"ip":${str(e.ip)},"keyId":${str(e.keyId)},"traceId":${str(e.traceId)},"route":"${e.route}"${e.sample === undefined ? "" : `,"sample":${e.sample}`}}\n`,
-      false,
-      chars,
-    );
+    if (full()) return;
+    // Room for the worst case: every character of every string escaped as \uXXXX.
+    reserve(ACCESS_FIXED_BYTES + head.length + 6 * (e.requestId.length + len(e.name) + len(e.user) + len(e.code) + len(e.ip) + len(e.keyId) + len(e.traceId)));
+    const b = arena;
+    let at = ascii(b, used, '{"t":"');
+    at = ascii(b, at, timestamp());
+    at = ascii(b, at, head);
+    at = writeJsonString(b, at, e.requestId);
+    at = ascii(b, at, ',"func":');
+    at = jsonNumber(b, at, e.func);
+    at = ascii(b, at, ',"name":');
+    at = writeJsonString(b, at, e.name);
+    at = ascii(b, at, ',"user":');
+    at = writeJsonString(b, at, e.user);
+    at = ascii(b, at, ',"status":');
+    at = jsonNumber(b, at, e.status);
+    at = ascii(b, at, ',"code":');
+    at = writeJsonString(b, at, e.code);
+    at = ascii(b, at, ',"ms":');
+    at = jsonNumber(b, at, e.ms);
+    at = ascii(b, at, ',"edge":');
+    at = jsonNumber(b, at, e.edge);
+    at = ascii(b, at, ',"owner":');
+    at = jsonNumber(b, at, e.owner);
+    at = ascii(b, at, ',"ip":');
+    at = writeJsonString(b, at, e.ip);
+    at = ascii(b, at, ',"keyId":');
+    at = writeJsonString(b, at, e.keyId);
+    at = ascii(b, at, ',"traceId":');
+    at = writeJsonString(b, at, e.traceId);
+    at = ascii(b, at, ',"route":');
+    at = writeJsonString(b, at, e.route);
+    if (e.sample !== undefined) {
+      at = ascii(b, at, ',"sample":');
+      at = jsonNumber(b, at, e.sample);
+    }
+    used = ascii(b, at, "}\n");
+    schedule(false);
   };
 }
 
