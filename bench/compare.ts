@@ -27,8 +27,8 @@ import { parseArgs } from "node:util";
 import { cleanupAll, cpuSeconds, installSignalHandlers, isAlive, makeTempDir, onCleanup, processTree, stopManaged } from "./lib/procs.ts";
 import { freePort } from "./lib/net.ts";
 import { REPO_ROOT, single, type RunningServer } from "./lib/servers.ts";
+import { runWorkload } from "./lib/runner.ts";
 import { paired, spread } from "./lib/stats.ts";
-import { runWrk } from "./lib/wrk.ts";
 import { BENCH_KEY, echo, ECHO_BODY, rotatingUsers, signedUsers } from "./lib/workloads.ts";
 
 const { values, positionals } = parseArgs({
@@ -134,16 +134,7 @@ try {
       // The workers only: the supervisor's own CPU does not move with the load.
       const workers = processTree(s.roots).filter((pid) => !s.roots.includes(pid));
       const before = cpuSeconds(workers);
-      const c = { id: "compare", title: `-c${connections}`, connections, threads: 2, durationSec: seconds, timeoutSec: 5 };
-      const { result } = await runWrk({
-        url: `${s.baseUrl}${workload.path}`,
-        threads: 2,
-        connections,
-        durationSec: seconds,
-        timeoutSec: 5,
-        script: workload.script,
-        scriptArgs: await workload.args({ c, estRps: 0 }),
-      });
+      const result = await runWorkload(s.baseUrl, workload, { id: "compare", connections, seconds });
       const us = ((cpuSeconds(workers) - before) / Math.max(1, result.requests)) * 1e6;
       cpu.get(s.id)!.push(us);
       rps.get(s.id)!.push(result.rps);

@@ -27,8 +27,7 @@ import { serveHttp1 } from "../src/edge/http1-server.ts";
 import { cleanupAll, cpuSeconds, installSignalHandlers, makeTempDir, processTree, spawnManaged, stopManaged } from "./lib/procs.ts";
 import { freePort, waitForHttp } from "./lib/net.ts";
 import { qdpServer, type RunningServer } from "./lib/servers.ts";
-import { runWrk } from "./lib/wrk.ts";
-import type { Workload } from "./lib/runner.ts";
+import { runWorkload, type Workload } from "./lib/runner.ts";
 import { BENCH_KEY, echo, ECHO_BODY, rotatingUsers, signedUsers } from "./lib/workloads.ts";
 
 const { values } = parseArgs({
@@ -130,18 +129,7 @@ if (values.serve !== undefined) {
       for (const s of [...servers.slice(round % servers.length), ...servers.slice(0, round % servers.length)]) {
         const tree = processTree(s.roots);
         const cpu0 = cpuSeconds(tree);
-        const w = workloads[s.id] ?? echo;
-        const c = { id: "ladder", title: `-c${connections}`, connections, threads: 2, durationSec: seconds, timeoutSec: 5 };
-        const scriptArgs = await w.args({ c, estRps: 0 });
-        const { result } = await runWrk({
-          url: `${s.baseUrl}${w.path}`,
-          threads: 2,
-          connections,
-          durationSec: seconds,
-          timeoutSec: 5,
-          script: w.script,
-          scriptArgs,
-        });
+        const result = await runWorkload(s.baseUrl, workloads[s.id] ?? echo, { id: "ladder", connections, seconds });
         const r = results.get(s.id)!;
         r.rps.push(result.rps);
         r.us.push(((cpuSeconds(tree) - cpu0) / result.requests) * 1e6);

@@ -4,7 +4,7 @@
  * sampling RSS during each run. A server that fails to start marks its contenders skipped;
  * the others still run. Everything started here is stopped in `finally`.
  */
-import { errorCount, runWrk } from "./wrk.ts";
+import { errorCount, runWrk, type WrkResult } from "./wrk.ts";
 import { cpuSeconds, processTree, quietBox, treeRssBytes } from "./procs.ts";
 import { qdpWorkersRss, type RunningServer, type ServerContext, type ServerSpec } from "./servers.ts";
 import { aggregate, type Aggregate, type RunRecord } from "./stats.ts";
@@ -27,6 +27,24 @@ export interface Workload {
    * the fastest rate this contender reached so far in this case, warm-up included (0 = none yet).
    */
   args: (run: { c: Case; estRps: number }) => Promise<string[]> | string[];
+}
+
+/**
+ * One wrk run of a workload outside a scenario (bench/ladder.ts, bench/compare.ts): two threads,
+ * `connections` connections for `seconds`, the workload's arguments made right before it.
+ */
+export async function runWorkload(baseUrl: string, w: Workload, o: { id: string; connections: number; seconds: number }): Promise<WrkResult> {
+  const c: Case = { id: o.id, title: `-c${o.connections}`, connections: o.connections, threads: 2, durationSec: o.seconds, timeoutSec: 5 };
+  const { result } = await runWrk({
+    url: `${baseUrl}${w.path}`,
+    threads: 2,
+    connections: o.connections,
+    durationSec: o.seconds,
+    timeoutSec: 5,
+    script: w.script,
+    scriptArgs: await w.args({ c, estRps: 0 }),
+  });
+  return result;
 }
 
 export interface Contender {
