@@ -123,7 +123,7 @@ test("more than 4 MiB of lines waiting: the rest are dropped and counted in one 
   expect(over).toBeLessThanOrEqual(Math.max(...lengths));
 });
 
-test("an access line is built at the flush but says when its call ended, and keeps its place among the lines around it", () => {
+test("an access line flushed later says when its call ended, and keeps its place among the lines around it", () => {
   const r = Bun.spawnSync([BUN, join(ROOT, "test/fixtures/log-deferred.ts")], { stdout: "pipe", stderr: "pipe" });
   expect(r.exitCode).toBe(0);
   const lines = r.stdout
@@ -147,6 +147,20 @@ test("an access line is the line log.info would write for its entry, to the byte
   expect(JSON.parse(lines[2]!)).toMatchObject({ user: 'quote"and\u00e9', requestId: "back\\slash", func: null, route: "qdp" });
   expect(JSON.parse(lines[4]!)).toMatchObject({ ms: 12.345, sample: 0.25, code: "UNAUTHENTICATED" });
 });
+
+test("lines queued while earlier writes wait for a reader that fell behind arrive whole and in order", async () => {
+  // 4,000 lines (~1 MB) in 20 ticks while the reader sleeps: the pipe fills at once, so most
+  // writes wait for it, and each later tick's lines are queued behind them.
+  const fixture = join(ROOT, "test/fixtures/log-backlog.ts");
+  const proc = Bun.spawn(["sh", "-c", `${JSON.stringify(BUN)} ${JSON.stringify(fixture)} 20 200 | { sleep 0.5; cat; }`], { stdout: "pipe", stderr: "inherit" });
+  const text = await new Response(proc.stdout).text();
+  expect(await proc.exited).toBe(0);
+  const ids = text
+    .split("\n")
+    .filter((l) => l !== "")
+    .map((l) => (JSON.parse(l) as { requestId: string }).requestId);
+  expect(ids).toEqual(Array.from({ length: 4000 }, (_, i) => `r${i}`));
+}, 30_000);
 
 test("a steady stream of access lines that stdout keeps up with loses none, however many", () => {
   const dir = mkdtempSync(join(tmpdir(), "qdp-log-steady-"));

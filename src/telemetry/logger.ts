@@ -50,8 +50,6 @@ Bun.stdout.writer();
  */
 let arena = new Uint8Array(LAZY_FLUSH_BYTES_INIT);
 let used = 0;
-/** takeWrites lent the arena's bytes to `ready`: the next line starts a fresh arena unless they were all written. */
-let lent = false;
 /**
  * Whole-line writes not written yet, oldest first (the reader had no room for the first; after
  * a partial write to a socket or terminal, the first is what is left of it).
@@ -79,15 +77,13 @@ function buffered(): number {
 }
 
 /**
- * Room for `bytes` more in the arena. After takeWrites lent its bytes to `ready`, the arena is
- * used again from its start once they are all written, and a fresh one is started otherwise, or
- * after a burst grew it past a few flushes' worth (so a burst does not keep megabytes for good).
+ * Room for `bytes` more in the arena. The first line after takeWrites (nothing waits) starts the
+ * arena over: the same one once every write is written, a fresh one while `ready` may still hold
+ * views of it, or after a burst grew it past a few flushes' worth (so a burst does not keep
+ * megabytes for good).
  */
 function reserve(bytes: number): void {
-  if (lent) {
-    lent = false;
-    if (ready.length > 0 || arena.length > 4 * LAZY_FLUSH_BYTES_INIT) arena = new Uint8Array(Math.max(LAZY_FLUSH_BYTES_INIT, bytes));
-  }
+  if (used === 0 && (ready.length > 0 || arena.length > 4 * LAZY_FLUSH_BYTES_INIT)) arena = new Uint8Array(Math.max(LAZY_FLUSH_BYTES_INIT, bytes));
   if (used + bytes <= arena.length) return;
   const next = new Uint8Array(Math.max(arena.length * 2, used + bytes));
   next.set(arena.subarray(0, used));
@@ -104,7 +100,6 @@ function takeWrites(): void {
   const bytes = arena.subarray(0, used);
   readyBytes += used;
   used = 0;
-  lent = true;
   for (let at = 0; at < bytes.length; ) {
     let end = at + ATOMIC_WRITE_BYTES;
     if (end >= bytes.length) end = bytes.length;
