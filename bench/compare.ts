@@ -21,13 +21,12 @@
  * bun bench/compare.ts --workload users on=. off=.:QDP_ACCESS_LOG=0 # a setting
  * ```
  */
-import { existsSync, mkdirSync, rmSync, symlinkSync } from "node:fs";
+import { rmSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { cleanupAll, cpuSeconds, installSignalHandlers, isAlive, makeTempDir, onCleanup, processTree, stopManaged } from "./lib/procs.ts";
-import { freePort } from "./lib/net.ts";
-import { REPO_ROOT, single, type RunningServer } from "./lib/servers.ts";
-import { runWorkload } from "./lib/runner.ts";
+import { cleanupAll, cpuSeconds, installSignalHandlers, makeTempDir, onCleanup, processTree } from "./lib/procs.ts";
+import { qdpServer, REPO_ROOT, type RunningServer } from "./lib/servers.ts";
+import { runWorkload, type Workload } from "./lib/runner.ts";
 import { paired, spread } from "./lib/stats.ts";
 import { BENCH_KEY, echo, ECHO_BODY, rotatingUsers, signedUsers } from "./lib/workloads.ts";
 
@@ -94,29 +93,22 @@ if (variants.length < 2) {
 }
 installSignalHandlers();
 const tmp = makeTempDir("qdp-compare-");
-const workload = values.workload === "users" ? rotatingUsers("/api/1000", ECHO_BODY) : values.workload === "signed" ? signedUsers(tmp, () => {}) : echo;
+const workloads: Record<string, () => Workload> = {
+  echo: () => echo,
+  users: () => rotatingUsers("/api/1000", ECHO_BODY),
+  signed: () => signedUsers(tmp, () => {}),
+};
+const pick = workloads[values.workload];
+if (pick === undefined) throw new Error(`unknown workload ${values.workload} (workloads: ${Object.keys(workloads).join(", ")})`);
+const workload = pick();
 const rounds = Number(values.rounds);
 const seconds = Number(values.seconds);
 const connections = Number(values.connections);
 
-async function start(v: Variant): Promise<RunningServer> {
-  const root = treeOf(v.rev, tmp, v.name);
-  if (!existsSync(join(root, "src/main.ts"))) throw new Error(`${v.rev} has no src/main.ts`);
-  const port = await freePort();
-  const dir = join(tmp, v.name);
-  mkdirSync(join(dir, "data"), { recursive: true });
-  const env: Record<string, string> = {
-    QDP_HOST: "127.0.0.1",
-    QDP_PORT: String(port),
-    QDP_WORKERS: "2",
-    QDP_STATS_PORT: String(await freePort()),
-    QDP_RUNTIME_DIR: join(dir, "run"),
-    QDP_DATA_DIR: join(dir, "data"),
-    ...(values.workload === "signed" ? { QDP_UAP_KEYS: `${BENCH_KEY.keyId}:${BENCH_KEY.secret}` } : {}),
-    ...v.env,
-  };
-  const { m, baseUrl } = await single(v.name, [process.execPath, join(root, "src/main.ts")], { tmp, nginxWorkers: "auto" }, port, "/readyz", env);
-  return { id: v.name, baseUrl, roots: [m.pid], alive: () => isAlive(m), stop: () => stopManaged(m, "SIGTERM", 20_000) };
+/** One variant's cluster: bench A's qdp server (bench/lib/servers.ts) from the variant's source tree. */
+function start(v: Variant): Promise<RunningServer> {
+  const keys: Record<string, string> = values.workload === "signed" ? { QDP_UAP_KEYS: `${BENCH_KEY.keyId}:${BENCH_KEY.secret}` } : {};
+  return qdpServer(v.name, v.name, () => ({ ...keys, ...v.env }), treeOf(v.rev, tmp, v.name)).start({ tmp, nginxWorkers: "auto" });
 }
 
 const servers: RunningServer[] = [];

@@ -256,20 +256,20 @@ export function bunBareServer(): ServerSpec {
 }
 
 /** Is the qdp server there to be benchmarked yet? */
-export function qdpAvailable(): boolean {
-  return existsSync(join(REPO_ROOT, "src", "main.ts"));
+export function qdpAvailable(root = REPO_ROOT): boolean {
+  return existsSync(join(root, "src", "main.ts"));
 }
 
 /**
  * qdp-server: `bun src/main.ts` with 2 workers on free ports; ready when /readyz says 200;
  * stopped with SIGTERM to the supervisor's pid (graceful drain), then waited for.
  */
-export function qdpServer(id: string, label: string, extraEnv: (ctx: ServerContext) => Record<string, string>): ServerSpec {
+export function qdpServer(id: string, label: string, extraEnv: (ctx: ServerContext) => Record<string, string>, root = REPO_ROOT): ServerSpec {
   return {
     id,
     label,
     async start(ctx) {
-      if (!qdpAvailable()) throw new Error("src/main.ts does not exist yet (qdp-server not built)");
+      if (!qdpAvailable(root)) throw new Error(`${join(root, "src/main.ts")} does not exist (qdp-server not built)`);
       const port = await freePort();
       const statsPort = await freePort();
       const dir = join(ctx.tmp, id);
@@ -284,7 +284,7 @@ export function qdpServer(id: string, label: string, extraEnv: (ctx: ServerConte
         QDP_DATA_DIR: join(dir, "data"),
         ...extraEnv(ctx),
       };
-      const { m, baseUrl } = await single(id, [process.execPath, "src/main.ts"], ctx, port, "/readyz", env);
+      const { m, baseUrl } = await single(id, [process.execPath, join(root, "src/main.ts")], ctx, port, "/readyz", env);
       return {
         id,
         baseUrl,
