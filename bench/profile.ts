@@ -1,13 +1,19 @@
 /**
  * Where a worker's CPU goes under one of bench A's workloads: `bun bench/profile.ts [nohop|users|signed|signed-off|quote|quote-nohop]
  * [--seconds 8] [--connections 100] [--top 40] [--keep dir]
- * [--no-profile] [--perf] [--strace] [--upstream-ms N] [--env NAME=value …]`. Starts a 2-worker cluster with Bun's sampling profiler in
+ * [--no-profile] [--perf] [--jit] [--graph] [--strace] [--upstream-ms N] [--env NAME=value …]`. Starts a 2-worker cluster with Bun's sampling profiler in
  * every worker (QDP_WORKER_BUN_ARGS=--cpu-prof-md), drives it with wrk, stops it gracefully (the
  * profile is written at exit), and prints the profile's top functions by self time plus the
  * workers' CPU per request (from /proc, so the profiler's own overhead is in it: compare runs of
  * this script with each other, not with bench A). Prints only; no assertions.
+ *
+ * `--perf` samples the workers with perf (kernel, Bun's native code, GC and JIT threads by thread
+ * name); `--jit` adds JavaScriptCore's JITDump so perf names the JavaScript functions; `--graph`
+ * records call chains and prints each JavaScript function's inclusive share (itself plus the
+ * native code it calls: what Bun's own profiler cannot see). E.g. `bun bench/profile.ts signed
+ * --no-profile --jit --graph --seconds 16 --connections 500`.
  */
-import { copyFileSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { cleanupAll, cpuSeconds, installSignalHandlers, makeTempDir, processTree, treeRssBytes } from "./lib/procs.ts";
@@ -24,6 +30,8 @@ const { values, positionals } = parseArgs({
     strace: { type: "boolean", default: false },
     "no-profile": { type: "boolean", default: false },
     perf: { type: "boolean", default: false },
+    jit: { type: "boolean", default: false },
+    graph: { type: "boolean", default: false },
     keep: { type: "string" },
     seconds: { type: "string", default: "8" },
     connections: { type: "string", default: "100" },
@@ -70,11 +78,19 @@ const chosen = workloads[kind as keyof typeof workloads];
 if (!chosen) throw new Error(`unknown workload ${kind}: one of ${Object.keys(workloads).join(", ")}`);
 
 const profile = !values["no-profile"];
+// --jit (implies --perf): JavaScriptCore writes a JITDump per worker, and `perf inject --jit`
+// names the compiled JavaScript functions that perf otherwise shows as "[JIT] tid N" addresses.
+// perf must then sample with the monotonic clock (-k 1), the clock the dump's timestamps use.
+// Under --keep the dumps (and the code perf inject writes beside them) stay for later reports.
+const jitDir = join(values.keep ?? tmp, "jit");
+const jit: Record<string, string> = values.jit ? { BUN_JSC_useJITDump: "1", BUN_JSC_jitDumpDirectory: jitDir } : {};
+if (values.jit) mkdirSync(jitDir, { recursive: true });
+const usePerf = values.perf || values.jit;
 // --env NAME=value (repeatable) adds to the server's environment, e.g. --env QDP_ACCESS_LOG=0.
 const extraEnv = Object.fromEntries(values.env.map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]));
 const env: Record<string, string> = profile
-  ? { ...chosen.env, ...extraEnv, QDP_WORKER_BUN_ARGS: `--cpu-prof-md --cpu-prof-dir=${profDir}` }
-  : { ...chosen.env, ...extraEnv };
+  ? { ...chosen.env, ...extraEnv, ...jit, QDP_WORKER_BUN_ARGS: `--cpu-prof-md --cpu-prof-dir=${profDir}` }
+  : { ...chosen.env, ...extraEnv, ...jit };
 const server = await qdpServer("qdp-profile", "qdp (profiled)", () => env).start({ tmp, nginxWorkers: "auto" });
 try {
   const threads = 2;
@@ -83,11 +99,28 @@ try {
   const workers = processTree(server.roots).filter((p) => p !== server.roots[0]);
   const before = cpuSeconds(workers);
   // perf sees what the JS profiler cannot: the kernel's share (socket writes), GC, the event loop.
-  const perf = values.perf
-    ? Bun.spawn(["perf", "record", "-F", "997", "-o", join(tmp, "perf.data"), "-p", workers.join(","), "--", "sleep", String(seconds - 1)], {
-        stdout: "ignore",
-        stderr: "ignore",
-      })
+  const perf = usePerf
+    ? Bun.spawn(
+        [
+          "perf",
+          "record",
+          ...(values.jit ? ["-k", "1"] : []),
+          ...(values.graph ? ["-g"] : []),
+          "-F",
+          "997",
+          "-o",
+          join(tmp, "perf.data"),
+          "-p",
+          workers.join(","),
+          "--",
+          "sleep",
+          String(seconds - 1),
+        ],
+        {
+          stdout: "ignore",
+          stderr: "ignore",
+        },
+      )
     : null;
   // strace counts system calls per request: on a VM every one costs (see docs/tuning.md).
   const strace = values.strace
@@ -136,15 +169,39 @@ try {
   }
   if (perf !== null) {
     await perf.exited;
-    const report = Bun.spawnSync(["perf", "report", "-i", join(tmp, "perf.data"), "--no-children", "--sort", "dso", "--stdio"]).stdout.toString();
+    let data = join(tmp, "perf.data");
+    if (values.jit) {
+      nameJitDumps(data, jitDir);
+      const injected = join(tmp, "perf.jit.data");
+      const r = Bun.spawnSync(["perf", "inject", "--jit", "-i", data, "-o", injected], { cwd: tmp, stderr: "pipe" });
+      if (r.exitCode === 0) data = injected;
+      else console.log(`perf inject --jit failed (${r.stderr.toString().trim()}); JavaScript stays unnamed`);
+    }
+    if (values.keep) {
+      mkdirSync(values.keep, { recursive: true });
+      copyFileSync(data, join(values.keep, "perf.data"));
+    }
+    const report = Bun.spawnSync(["perf", "report", "-i", data, "--no-children", "-g", "none", "--sort", "comm,dso", "--stdio"]).stdout.toString();
     console.log(
       report
         .split("\n")
         .filter((l) => l.trim() !== "" && !l.startsWith("#"))
-        .slice(0, 12)
+        .slice(0, 20)
         .join("\n"),
     );
-    const syms = Bun.spawnSync(["perf", "report", "-i", join(tmp, "perf.data"), "--no-children", "--sort", "sym", "--stdio"]).stdout.toString();
+    const syms = Bun.spawnSync([
+      "perf",
+      "report",
+      "-i",
+      data,
+      values.graph ? "--children" : "--no-children",
+      "-g",
+      "none",
+      "--sort",
+      "sym",
+      "--stdio",
+    ]).stdout.toString();
+    if (values.jit && values.graph) console.log(jsInclusive(syms, Number(values.top)));
     console.log(
       syms
         .split("\n")
@@ -171,3 +228,45 @@ for (const f of (profile ? readdirSync(profDir) : []).filter((n) => n.endsWith("
 }
 if (values.keep) console.log(`\nwhole profiles (call trees included) copied to ${values.keep}`);
 await cleanupAll();
+
+/**
+ * JavaScriptCore names its dump `jit-<tid>-<pid>.dump`, and `perf inject --jit` only takes
+ * `jit-<pid>.dump` (perf's jit_detect): copies each dump under that name and rewrites the names in
+ * the recording's mmap events in place (NUL-padded to the same length), so perf finds them.
+ */
+function nameJitDumps(data: string, dir: string): void {
+  for (const f of readdirSync(dir)) {
+    const m = /^jit-\d+-(\d+)\.dump$/.exec(f);
+    if (m) copyFileSync(join(dir, f), join(dir, `jit-${m[1]}.dump`));
+  }
+  const bytes = readFileSync(data);
+  const text = bytes.toString("latin1");
+  for (const m of text.matchAll(/\/jit-\d+-(\d+)\.dump/g)) {
+    const name = `/jit-${m[1]}.dump`;
+    bytes.write(name.padEnd(m[0].length, "\0"), m.index, "latin1");
+  }
+  writeFileSync(data, bytes);
+}
+
+/**
+ * The JavaScript functions by inclusive time (what they and everything they call took), from a
+ * `perf report --children --sort sym` of a --jit --graph run: one line per function name, its
+ * tiers (Baseline, DFG, FTL) and both workers' copies added up.
+ */
+function jsInclusive(report: string, top: number): string {
+  const by = new Map<string, { children: number; self: number }>();
+  for (const line of report.split("\n")) {
+    const m = /^\s*([\d.]+)%\s+([\d.]+)%\s+\[\.\]\s+JSC-\w+:\s+(.*?)#\w+\s*$/.exec(line);
+    if (!m) continue;
+    const name = m[3] || "(anonymous)";
+    const e = by.get(name) ?? { children: 0, self: 0 };
+    e.children += Number(m[1]);
+    e.self += Number(m[2]);
+    by.set(name, e);
+  }
+  const rows = [...by].sort((a, b) => b[1].children - a[1].children).slice(0, top);
+  return [
+    "JavaScript functions by inclusive share of the workers' samples (self share after it):",
+    ...rows.map(([n, e]) => `  ${e.children.toFixed(2).padStart(6)}%  ${e.self.toFixed(2).padStart(5)}%  ${n}`),
+  ].join("\n");
+}
