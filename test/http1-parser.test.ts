@@ -77,6 +77,43 @@ describe("request heads that pass", () => {
   });
 });
 
+describe("names and request lines read in place", () => {
+  test("a name that shares a known name's slot (first and last letter, length) is its own field, both ways round", () => {
+    for (let round = 0; round < 3; round++) {
+      const h = parse("GET / HTTP/1.1\r\nX-QDP-User: a\r\nX-QDP-Usor: b\r\nx-qdp-user: c\r\n\r\n")!.head;
+      expect(Object.fromEntries(h.headers)).toEqual({ "x-qdp-user": "a, c", "x-qdp-usor": "b" });
+      expect([...h.repeated!]).toEqual(["x-qdp-user"]);
+    }
+  });
+
+  test("a name one letter longer or shorter than a known spelling is not taken for it", () => {
+    parse("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    const h = parse("GET / HTTP/1.1\r\nHostt: b\r\nHos: c\r\nHost: d\r\n\r\n")!.head.headers;
+    expect(Object.fromEntries(h)).toEqual({ hostt: "b", hos: "c", host: "d" });
+  });
+
+  test("a bad name in the slot of a known good one is still refused", () => {
+    parse("GET / HTTP/1.1\r\nAcb: x\r\n\r\n");
+    expect(refused("GET / HTTP/1.1\r\nA)b: x\r\n\r\n")).toBe("400 malformed header field name");
+    expect(parse("GET / HTTP/1.1\r\nAcb: y\r\n\r\n")!.head.headers.get("acb")).toBe("y");
+  });
+
+  test("methods other than GET and POST, and ones that start like them, keep their text", () => {
+    for (const m of ["PUT", "DELETE", "POSTS", "GETX", "get", "OPTIONS"]) expect(parse(`${m} /a HTTP/1.0\r\n\r\n`)!.head.method).toBe(m);
+  });
+
+  const lines: Array<[string, string]> = [
+    ["a third space", "GET / HTTP/1.1 \r\n\r\n"],
+    ["two spaces after the method", "GET  / HTTP/1.1\r\n\r\n"],
+    ["no version", "GET /\r\nHost: a b\r\n\r\n"],
+    ["HTTP/1.2", "GET / HTTP/1.2\r\n\r\n"],
+    ["HTTP/1.10", "GET / HTTP/1.10\r\n\r\n"],
+    ["HTTP/1.", "GET / HTTP/1.\r\n\r\n"],
+    ["http/1.1 in lower case", "GET / http/1.1\r\n\r\n"],
+  ];
+  for (const [what, text] of lines) test(`request line with ${what} → 400`, () => expect(refused(text)).toStartWith("400 "));
+});
+
 describe("request heads that are refused", () => {
   const cases: Array<[string, string, string]> = [
     ["no colon", "GET / HTTP/1.1\r\nHost a\r\n\r\n", "400 malformed header field"],
