@@ -29,6 +29,12 @@ export interface Reply {
   status: number;
   headers: Record<string, string>;
   body: string | Uint8Array;
+  /**
+   * `headers` already written as `name: value\r\n` lines (without Connection), when the builder
+   * has them (edge/responses.ts, for every call's answer): the transport then writes them as
+   * they are instead of walking `headers`, which took ~0.4 µs of a ~0.9 µs response head.
+   */
+  headLines?: string;
 }
 
 export interface Http1ServerOptions {
@@ -287,12 +293,8 @@ export function serveHttp1(o: Http1ServerOptions): Http1Server {
     // A string body (every call's JSON) is encoded straight into one buffer with the head: one
     // allocation per response instead of three (92 vs 246 ns for a call's answer).
     const length = typeof body === "string" ? Buffer.byteLength(body) : body.length;
-    let text = `HTTP/1.1 ${reply.status} ${STATUS_TEXT[reply.status] ?? "Status"}\r\n`;
-    // Connection is the transport's to say (a reply's own would be written twice).
-    for (const name in reply.headers) if (name !== "connection") text += `${name}: ${reply.headers[name]}\r\n`;
-    text += `content-length: ${length}\r\ndate: ${httpDate()}\r\n`;
-    if (!keepAlive) text += "connection: close\r\n";
-    text += "\r\n";
+    const lines = reply.headLines ?? headerLines(reply.headers);
+    const text = `HTTP/1.1 ${reply.status} ${STATUS_TEXT[reply.status] ?? "Status"}\r\n${lines}content-length: ${length}\r\ndate: ${httpDate()}\r\n${keepAlive ? "" : "connection: close\r\n"}\r\n`;
     // Header values are byte strings (one char per byte, as parsed): latin1 keeps them so.
     if (headOnly || length === 0) send(c, Buffer.from(text, "latin1"));
     else if (typeof body === "string") {
@@ -367,4 +369,11 @@ export function serveHttp1(o: Http1ServerOptions): Http1Server {
       for (const c of conns) c.socket.terminate();
     },
   };
+}
+
+/** A reply's headers as the lines of a response head; Connection is the transport's to say (a reply's own would be written twice). */
+export function headerLines(headers: Record<string, string>): string {
+  let lines = "";
+  for (const name in headers) if (name !== "connection") lines += `${name}: ${headers[name]}\r\n`;
+  return lines;
 }

@@ -27,15 +27,24 @@ function headers(meta: ResponseMeta): Record<string, string> {
   return h;
 }
 
+/**
+ * {@link headers} as the HTTP/1.1 transport writes them (Reply.headLines), in one template
+ * instead of a walk over the object per response; test/responses.test.ts holds the two equal.
+ */
+function headLines(meta: ResponseMeta, retryAfter?: number): string {
+  const retry = retryAfter === undefined ? "" : `retry-after: ${retryAfter}\r\n`;
+  return `content-type: application/json\r\nx-qdp-worker: ${meta.worker}\r\nx-qdp-edge: ${meta.edge}\r\nx-request-id: ${meta.requestId}\r\n${retry}`;
+}
+
 /** 200 with the handler's output, spliced in as JSON text (it is never parsed here). */
 export function okReply(funcNo: number, outputJson: string, meta: ResponseMeta): Reply {
-  return { status: 200, headers: headers(meta), body: `{"ok":true,"funcNo":${funcNo},"data":${outputJson}}` };
+  return { status: 200, headers: headers(meta), body: `{"ok":true,"funcNo":${funcNo},"data":${outputJson}}`, headLines: headLines(meta) };
 }
 
 export function errorReply(err: QdpError, meta: ResponseMeta): Reply {
   const h = headers(meta);
   if (err.retryAfter !== undefined) h["retry-after"] = String(err.retryAfter);
-  return { status: err.status, headers: h, body: JSON.stringify(errorBody(err.code, err.message, err.details)) };
+  return { status: err.status, headers: h, body: JSON.stringify(errorBody(err.code, err.message, err.details)), headLines: headLines(meta, err.retryAfter) };
 }
 
 export function jsonReply(status: number, body: unknown, meta: ResponseMeta): Reply {
