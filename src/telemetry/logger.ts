@@ -248,8 +248,7 @@ function errorFields(fields: Record<string, unknown>): Record<string, unknown> {
 let stampMs = 0;
 let stampText = "";
 /** The ISO time of now, formatted once per millisecond (many lines share one under load). */
-function timestamp(): string {
-  const now = Date.now();
+function timestamp(now = Date.now()): string {
   if (now !== stampMs) {
     stampMs = now;
     stampText = new Date(now).toISOString();
@@ -304,6 +303,28 @@ export function writeJsonString(buf: Uint8Array, at: number, v: string | null): 
 /** A number or null as JSON (null for NaN and the infinities, as JSON.stringify writes them). */
 const jsonNumber = (buf: Uint8Array, at: number, n: number | null): number => ascii(buf, at, n !== null && Number.isFinite(n) ? String(n) : "null");
 
+/**
+ * A call's `ms` (whole microseconds over 1000, as call-handler.ts rounds it) as JSON, byte for
+ * byte what JSON.stringify writes: the whole part and up to three decimals without trailing
+ * zeros, which is the shortest text of such a number, written without turning it into a string
+ * first (String() of a fraction cost ~0.2 µs a line). Any other number goes through jsonNumber.
+ */
+export function writeMillis(buf: Uint8Array, at: number, ms: number): number {
+  const us = Math.round(ms * 1000);
+  if (!(us >= 0 && us < 1e15 && us / 1000 === ms)) return jsonNumber(buf, at, ms);
+  const whole = Math.floor(us / 1000);
+  let frac = us - whole * 1000;
+  at = ascii(buf, at, String(whole));
+  if (frac === 0) return at;
+  buf[at++] = 0x2e;
+  for (let unit = 100; frac !== 0; unit /= 10) {
+    const digit = Math.floor(frac / unit);
+    buf[at++] = 0x30 + digit;
+    frac -= digit * unit;
+  }
+  return at;
+}
+
 /** The bytes of an access line beside its strings': its fixed text, time and numbers. */
 const ACCESS_FIXED_BYTES = 512;
 
@@ -324,14 +345,22 @@ export function createAccessWriter(level: LogLevel, base: { worker: number; pid:
   if (LEVELS.info < LEVELS[level]) return () => {};
   const head = `","level":"info","msg":"call","worker":${base.worker},"pid":${base.pid},"requestId":`;
   const len = (v: string | null) => (v === null ? 0 : v.length);
+  // The line's start up to the request id changes once a millisecond: its bytes are made then and
+  // copied into each line of that millisecond (at 15 lines a millisecond, ~0.1 µs a line less).
+  let prefixMs = -1;
+  let prefix = new Uint8Array(0);
   return (e) => {
     if (full()) return;
     // Room for the worst case: every character of every string escaped as \uXXXX.
     reserve(ACCESS_FIXED_BYTES + head.length + 6 * (e.requestId.length + len(e.name) + len(e.user) + len(e.code) + len(e.ip) + len(e.keyId) + len(e.traceId)));
+    const now = Date.now();
+    if (now !== prefixMs) {
+      prefixMs = now;
+      prefix = encoder.encode(`{"t":"${timestamp(now)}${head}`);
+    }
     const b = arena;
-    let at = ascii(b, used, '{"t":"');
-    at = ascii(b, at, timestamp());
-    at = ascii(b, at, head);
+    let at = used;
+    for (let i = 0; i < prefix.length; i++) b[at++] = prefix[i]!;
     at = writeJsonString(b, at, e.requestId);
     at = ascii(b, at, ',"func":');
     at = jsonNumber(b, at, e.func);
@@ -344,7 +373,7 @@ export function createAccessWriter(level: LogLevel, base: { worker: number; pid:
     at = ascii(b, at, ',"code":');
     at = writeJsonString(b, at, e.code);
     at = ascii(b, at, ',"ms":');
-    at = jsonNumber(b, at, e.ms);
+    at = writeMillis(b, at, e.ms);
     at = ascii(b, at, ',"edge":');
     at = jsonNumber(b, at, e.edge);
     at = ascii(b, at, ',"owner":');
