@@ -1,6 +1,9 @@
 /**
- * A hash table from 53-bit integer keys to unix-second timestamps, kept in three typed arrays
- * (open addressing, linear probing, deletion by backward shift — no tombstones in a table in use).
+ * A hash table from 53-bit integer keys to unix-second timestamps, kept in one typed array of
+ * three words a slot — key high, key low, timestamp — (open addressing, linear probing, deletion
+ * by backward shift — no tombstones in a table in use). The three words of a slot lie side by
+ * side so a probe reads one cache line, not one in each of three arrays: a table of millions of
+ * keys is far larger than the caches, and every fresh nonce probes it.
  *
  * Why not a `Map<number, number>`: the replay cache (replay-cache.ts) holds up to millions of
  * entries per worker, and a JavaScript Map keeps them in the collected heap, which every full
@@ -34,15 +37,12 @@ export const MOVE_STEP = 16;
 const EMPTY = new Uint32Array(0);
 
 export class KeyTimeTable {
-  private hi = EMPTY;
-  private lo = EMPTY;
-  private ts = EMPTY;
+  /** Slot i is words 3i (key high), 3i + 1 (key low) and 3i + 2 (timestamp; 0 = empty). */
+  private slots = EMPTY;
   private mask = 0;
   private shift = 32;
-  /** The arrays being moved out of during a resize (EMPTY otherwise). */
-  private oldHi = EMPTY;
-  private oldLo = EMPTY;
-  private oldTs = EMPTY;
+  /** The slots being moved out of during a resize (EMPTY otherwise). */
+  private old = EMPTY;
   private oldMask = 0;
   private oldShift = 32;
   /** Old slots below this one are moved (or were empty or tombstones). */
@@ -75,10 +75,10 @@ export class KeyTimeTable {
     const h = Math.floor(key / TWO_32);
     const l = key >>> 0;
     const i = this.find(h, l);
-    if (i >= 0) return this.ts[i] ?? 0;
-    if (this.oldTs === EMPTY) return 0;
+    if (i >= 0) return this.slots[3 * i + 2] ?? 0;
+    if (this.old === EMPTY) return 0;
     const j = this.findOld(h, l);
-    return j < 0 ? 0 : (this.oldTs[j] ?? 0);
+    return j < 0 ? 0 : (this.old[3 * j + 2] ?? 0);
   }
 
   has(key: number): boolean {
@@ -97,15 +97,15 @@ export class KeyTimeTable {
     const l = key >>> 0;
     const i = this.find(h, l);
     if (i >= 0) {
-      this.ts[i] = timestampSec;
+      this.slots[3 * i + 2] = timestampSec;
       this.step();
       return;
     }
-    if (this.oldTs !== EMPTY) {
+    if (this.old !== EMPTY) {
       // Still in an unmoved old slot: it moves now, with its new timestamp.
       const j = this.findOld(h, l);
       if (j >= 0) {
-        this.oldTs[j] = TOMBSTONE;
+        this.old[3 * j + 2] = TOMBSTONE;
         this.count--;
       }
     }
@@ -128,40 +128,41 @@ export class KeyTimeTable {
     const i = this.find(h, l);
     if (i >= 0) this.remove(i);
     else {
-      const j = this.oldTs === EMPTY ? -1 : this.findOld(h, l);
+      const j = this.old === EMPTY ? -1 : this.findOld(h, l);
       if (j < 0) return false;
-      this.oldTs[j] = TOMBSTONE;
+      this.old[3 * j + 2] = TOMBSTONE;
     }
     this.count--;
     this.step();
     // Give memory back after a burst: shrink when an eighth full.
-    if (this.oldTs === EMPTY && this.count * 8 < this.mask + 1 && this.mask + 1 > MIN_CAPACITY) this.startResize((this.mask + 1) / 2);
+    if (this.old === EMPTY && this.count * 8 < this.mask + 1 && this.mask + 1 > MIN_CAPACITY) this.startResize((this.mask + 1) / 2);
     return true;
   }
 
   /** Calls `fn` for every entry. The table must not change meanwhile. */
   forEach(fn: (key: number, timestampSec: number) => void): void {
-    const { hi, lo, ts } = this;
-    for (let i = 0; i <= this.mask; i++) {
-      const t = ts[i] ?? 0;
-      if (t !== 0) fn((hi[i] ?? 0) * TWO_32 + (lo[i] ?? 0), t);
+    const s = this.slots;
+    for (let w = 0; w < s.length; w += 3) {
+      const t = s[w + 2] ?? 0;
+      if (t !== 0) fn((s[w] ?? 0) * TWO_32 + (s[w + 1] ?? 0), t);
     }
-    const { oldHi, oldLo, oldTs } = this;
-    for (let j = this.moveAt; j < oldTs.length; j++) {
-      const t = oldTs[j] ?? 0;
-      if (t !== 0 && t !== TOMBSTONE) fn((oldHi[j] ?? 0) * TWO_32 + (oldLo[j] ?? 0), t);
+    const o = this.old;
+    for (let w = 3 * this.moveAt; w < o.length; w += 3) {
+      const t = o[w + 2] ?? 0;
+      if (t !== 0 && t !== TOMBSTONE) fn((o[w] ?? 0) * TWO_32 + (o[w + 1] ?? 0), t);
     }
   }
 
   /** The slot of (h, l) in the table in use, or -1. */
   private find(h: number, l: number): number {
-    const { hi, lo, ts, mask } = this;
+    const { slots, mask } = this;
     let i = home(h, l, this.shift);
-    while (ts[i] !== 0) {
-      if (lo[i] === l && hi[i] === h) return i;
+    for (;;) {
+      const w = 3 * i;
+      if (slots[w + 2] === 0) return -1;
+      if (slots[w + 1] === l && slots[w] === h) return i;
       i = (i + 1) & mask;
     }
-    return -1;
   }
 
   /**
@@ -169,24 +170,26 @@ export class KeyTimeTable {
    * in a slot already moved lives in the table in use (or was deleted there since).
    */
   private findOld(h: number, l: number): number {
-    const { oldHi, oldLo, oldTs, oldMask } = this;
+    const { old, oldMask } = this;
     let j = home(h, l, this.oldShift);
     for (;;) {
-      const t = oldTs[j] ?? 0;
+      const w = 3 * j;
+      const t = old[w + 2] ?? 0;
       if (t === 0) return -1;
-      if (t !== TOMBSTONE && oldLo[j] === l && oldHi[j] === h) return j >= this.moveAt ? j : -1;
+      if (t !== TOMBSTONE && old[w + 1] === l && old[w] === h) return j >= this.moveAt ? j : -1;
       j = (j + 1) & oldMask;
     }
   }
 
   /** Puts a key known to be absent into the first free slot of its run. */
   private insert(h: number, l: number, t: number): void {
-    const { ts, mask } = this;
+    const { slots, mask } = this;
     let i = home(h, l, this.shift);
-    while (ts[i] !== 0) i = (i + 1) & mask;
-    this.hi[i] = h;
-    this.lo[i] = l;
-    ts[i] = t;
+    while (slots[3 * i + 2] !== 0) i = (i + 1) & mask;
+    const w = 3 * i;
+    slots[w] = h;
+    slots[w + 1] = l;
+    slots[w + 2] = t;
   }
 
   /**
@@ -194,28 +197,28 @@ export class KeyTimeTable {
    * home slot allows, so every entry stays reachable from its home without tombstones.
    */
   private remove(i: number): void {
-    const { mask, hi, lo, ts, shift } = this;
+    const { mask, slots, shift } = this;
     let j = i;
     for (;;) {
       j = (j + 1) & mask;
-      if (ts[j] === 0) break;
-      const k = home(hi[j] ?? 0, lo[j] ?? 0, shift);
+      const wj = 3 * j;
+      if (slots[wj + 2] === 0) break;
+      const k = home(slots[wj] ?? 0, slots[wj + 1] ?? 0, shift);
       // The entry at j may stay when its home lies cyclically in (i, j].
       const stays = i <= j ? i < k && k <= j : i < k || k <= j;
       if (stays) continue;
-      hi[i] = hi[j] ?? 0;
-      lo[i] = lo[j] ?? 0;
-      ts[i] = ts[j] ?? 0;
+      const wi = 3 * i;
+      slots[wi] = slots[wj] ?? 0;
+      slots[wi + 1] = slots[wj + 1] ?? 0;
+      slots[wi + 2] = slots[wj + 2] ?? 0;
       i = j;
     }
-    ts[i] = 0;
+    slots[3 * i + 2] = 0;
   }
 
-  /** Keeps the current arrays as the old ones and starts empty ones of `capacity` slots. */
+  /** Keeps the current slots as the old ones and starts empty ones of `capacity` slots. */
   private startResize(capacity: number): void {
-    this.oldHi = this.hi;
-    this.oldLo = this.lo;
-    this.oldTs = this.ts;
+    this.old = this.slots;
     this.oldMask = this.mask;
     this.oldShift = this.shift;
     this.moveAt = 0;
@@ -224,35 +227,35 @@ export class KeyTimeTable {
 
   /** Moves the next MOVE_STEP old slots, if a resize is under way. */
   private step(): void {
-    if (this.oldTs !== EMPTY) this.moveSlots(MOVE_STEP);
+    if (this.old !== EMPTY) this.moveSlots(MOVE_STEP);
   }
 
   private finishMove(): void {
-    if (this.oldTs !== EMPTY) this.moveSlots(this.oldTs.length);
+    if (this.old !== EMPTY) this.moveSlots(this.oldMask + 1);
   }
 
   private moveSlots(n: number): void {
-    const { oldHi, oldLo, oldTs } = this;
-    const end = Math.min(oldTs.length, this.moveAt + n);
+    const old = this.old;
+    const slotCount = this.oldMask + 1;
+    const end = Math.min(slotCount, this.moveAt + n);
     for (let j = this.moveAt; j < end; j++) {
-      const t = oldTs[j] ?? 0;
-      if (t !== 0 && t !== TOMBSTONE) this.insert(oldHi[j] ?? 0, oldLo[j] ?? 0, t);
+      const w = 3 * j;
+      const t = old[w + 2] ?? 0;
+      if (t !== 0 && t !== TOMBSTONE) this.insert(old[w] ?? 0, old[w + 1] ?? 0, t);
     }
     this.moved += end - this.moveAt;
     this.moveAt = end;
-    if (end === oldTs.length) {
-      this.oldHi = this.oldLo = this.oldTs = EMPTY;
+    if (end === slotCount) {
+      this.old = EMPTY;
       this.oldMask = 0;
       this.moveAt = 0;
     }
   }
 
-  /** Empty arrays of at least `capacity` slots (a power of two). */
+  /** Empty slots, at least `capacity` of them (a power of two). */
   private allocate(capacity: number): void {
     const cap = slotsFor(capacity);
-    this.hi = new Uint32Array(cap);
-    this.lo = new Uint32Array(cap);
-    this.ts = new Uint32Array(cap);
+    this.slots = new Uint32Array(3 * cap);
     this.mask = cap - 1;
     this.shift = 32 - Math.log2(cap);
   }

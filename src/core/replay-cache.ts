@@ -159,8 +159,10 @@ export function createReplayCache(options: ReplayCacheOptions): ReplayCache {
       purge(PURGE_STEP, nowSec);
       if (!inWindow(timestampSec, nowSec)) return "replay";
       const key = replayKey(user, nonce);
-      if (isRemembered(key, nowSec)) return "replay";
-      if (!seen.has(key) && !hasRoom(nowSec)) return "full";
+      // One lookup decides both: a fresh nonce is a cache miss in a table of millions.
+      const seenAt = seen.get(key);
+      if (seenAt !== 0 && inWindow(seenAt, nowSec)) return "replay";
+      if (seenAt === 0 && !hasRoom(nowSec)) return "full";
       remember(key, timestampSec);
       return "fresh";
     },
