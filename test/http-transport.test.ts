@@ -242,3 +242,34 @@ describe("signing headers sent twice", () => {
     }
   });
 });
+
+describe("idle keep-alive connections (QDP_KEEPALIVE_MS)", () => {
+  let k: Cluster;
+  const KEEPALIVE_MS = 600;
+  // The transport checks its connections every 250 ms (http1-server.ts SWEEP_MS).
+  const SWEEP_MS = 250;
+
+  beforeAll(async () => {
+    k = await startCluster({ workers: 1, env: { QDP_KEEPALIVE_MS: String(KEEPALIVE_MS) } });
+  });
+  afterAll(() => k.stop());
+
+  test("a connection in use past the timeout stays open; left idle, it is closed after the timeout and within two sweeps of it", async () => {
+    const conn = await connect(k.port);
+    let closedAt = 0;
+    void conn.closed.then(() => (closedAt = Date.now()));
+    // Calls 150 ms apart for 1.5 s: never idle as long as the timeout, so never closed.
+    for (let i = 0; i < 10; i++) {
+      conn.write(request("POST", "/api/1000", { "content-type": "application/json" }, `{"i":${i}}`));
+      const [r] = await conn.responses(1);
+      expect(r!.status).toBe(200);
+      await Bun.sleep(150);
+    }
+    expect(closedAt).toBe(0);
+    const idleFrom = Date.now() - 150;
+    await conn.closed;
+    const idleFor = closedAt - idleFrom;
+    expect(idleFor).toBeGreaterThanOrEqual(KEEPALIVE_MS);
+    expect(idleFor).toBeLessThan(KEEPALIVE_MS + 2 * SWEEP_MS + 300);
+  });
+});

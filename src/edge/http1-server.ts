@@ -92,8 +92,15 @@ interface Conn {
   closed: boolean;
   /** When the first byte of the request being read arrived (0: none being read). */
   readingSince: number;
-  /** Last time bytes moved in either direction. */
+  /**
+   * When the sweep last saw bytes move in either direction (or the connection opened). Reads and
+   * writes only set `moved`; the next sweep turns that into its own time. A connection is thus
+   * taken for idle at most one sweep later than exact, never earlier, and a request costs no
+   * clock reads for it (two `Date.now()` a request before, ~0.1 µs each on this VM).
+   */
   lastActive: number;
+  /** Bytes moved since the last sweep. */
+  moved: boolean;
   /** Response bytes the kernel did not take yet (Bun drops what write() does not accept). */
   out: Uint8Array | null;
   sentContinue: boolean;
@@ -163,6 +170,7 @@ export function serveHttp1(o: Http1ServerOptions): Http1Server {
           closed: false,
           readingSince: 0,
           lastActive: now,
+          moved: false,
           out: null,
           sentContinue: false,
           paused: false,
@@ -173,11 +181,11 @@ export function serveHttp1(o: Http1ServerOptions): Http1Server {
       data(socket, chunk) {
         const c = socket.data;
         if (c.closing && !c.busy) return; // after a refusal, nothing more is read
-        c.lastActive = Date.now();
-        if (c.readingSince === 0) c.readingSince = c.lastActive;
+        c.moved = true;
         // Bun hands a fresh buffer per callback; keeping a view of it past the callback is safe.
         c.buf = c.buf === null ? chunk : Buffer.concat([c.buf, chunk]);
         if (c.busy) {
+          if (c.readingSince === 0) c.readingSince = Date.now();
           if (c.buf.length > maxBuffered && !c.paused) {
             c.paused = true;
             socket.pause();
@@ -185,6 +193,9 @@ export function serveHttp1(o: Http1ServerOptions): Http1Server {
           return;
         }
         pump(c);
+        // A request whose first bytes came in this callback and that is not whole yet: its time
+        // to arrive starts now. (A whole one was consumed without reading the clock.)
+        if (c.readingSince === 0 && c.buf !== null && !c.busy && !c.closing && !c.closed) c.readingSince = Date.now();
       },
       drain(socket) {
         flush(socket.data);
@@ -308,12 +319,12 @@ export function serveHttp1(o: Http1ServerOptions): Http1Server {
 
   function send(c: Conn, bytes: Uint8Array): void {
     writeAll(c.socket, c, bytes);
-    c.lastActive = Date.now();
+    c.moved = true;
   }
 
   function flush(c: Conn): void {
     if (c.out === null) return;
-    c.lastActive = Date.now();
+    c.moved = true;
     if (writePending(c.socket, c) && c.closing && !c.busy) c.socket.end();
   }
 
@@ -321,6 +332,10 @@ export function serveHttp1(o: Http1ServerOptions): Http1Server {
   const sweeper = setInterval(() => {
     const now = Date.now();
     for (const c of conns) {
+      if (c.moved) {
+        c.moved = false;
+        c.lastActive = now;
+      }
       if (c.out !== null) {
         // A client that stops reading its answers is cut after the idle timeout.
         if (now - c.lastActive > o.idleTimeoutMs) c.socket.terminate();
