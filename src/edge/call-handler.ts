@@ -250,7 +250,7 @@ export function createCallHandler(d: CallHandlerDeps) {
     if (keys !== null) {
       for (const name of SIGNING_HEADER_NAMES) if (input.repeated(name)) throw new QdpError("UNAUTHENTICATED", `${name} sent more than once`);
       // The key id is logged only once it names a configured key (an attacker's text is not).
-      verified = verifyRequest(signatureInputOf(input, headerUser), keys, Math.floor(Date.now() / 1000));
+      verified = verifyRequest(signatureInputOf(input, headerUser), keys, Math.floor(started / 1000));
       rec.keyId = verified.keyId;
     }
 
