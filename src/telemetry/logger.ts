@@ -290,12 +290,14 @@ function ascii(buf: Uint8Array, at: number, text: string): number {
  */
 export function writeJsonString(buf: Uint8Array, at: number, v: string | null): number {
   if (v === null) return ascii(buf, at, "null");
+  // One pass: copied as checked; the first character that needs escaping starts over from `start`.
+  const start = at;
+  buf[at++] = 0x22;
   for (let i = 0; i < v.length; i++) {
     const c = v.charCodeAt(i);
-    if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) return at + encoder.encodeInto(JSON.stringify(v), buf.subarray(at)).written;
+    if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) return start + encoder.encodeInto(JSON.stringify(v), buf.subarray(start)).written;
+    buf[at++] = c;
   }
-  buf[at++] = 0x22;
-  for (let i = 0; i < v.length; i++) buf[at++] = v.charCodeAt(i);
   buf[at++] = 0x22;
   return at;
 }
