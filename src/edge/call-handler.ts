@@ -267,7 +267,8 @@ export function createCallHandler(d: CallHandlerDeps) {
     // Replays: a call with a user is checked at its owner (before it runs there); one without
     // a user at the owner of its nonce. Either way every worker consults the same place.
     const dispatch = (): string | Promise<string> => {
-      rec.owner = d.router.ownerIndex(user);
+      const owner = d.router.ownerIndex(user);
+      rec.owner = owner;
       const traceparent = validTraceparent(input.header("traceparent"));
       if (traceparent !== undefined) rec.traceId = traceparent.slice(3, 35);
       const call: Call = {
@@ -280,7 +281,7 @@ export function createCallHandler(d: CallHandlerDeps) {
         replay: verified !== null && user !== null ? [verified.nonce, verified.timestamp] : undefined,
       };
       // One promise at most: a hopped or asynchronous call's own, answered by handleCall.
-      return d.router.call(call, inputBytes);
+      return d.router.call(call, inputBytes, owner);
     };
     if (verified !== null && user === null) return d.router.checkNonce(verified.nonce, verified.timestamp, deadline).then(dispatch);
     return dispatch();
