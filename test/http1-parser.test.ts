@@ -5,7 +5,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { Buffer } from "node:buffer";
-import { FramingError, MAX_HEADERS, parseHead } from "../src/core/http1.ts";
+import { FramingError, MAX_HEADERS, parseHead, parseResponseHead } from "../src/core/http1.ts";
 
 const parse = (text: string) => parseHead(Buffer.from(text, "latin1"), 0);
 const refused = (text: string): string => {
@@ -146,4 +146,23 @@ describe("request heads that are refused", () => {
     for (let i = 0; i <= MAX_HEADERS; i++) text += `A${i}: b\r\n`;
     expect(refused(`${text}\r\n`)).toBe(`413 more than ${MAX_HEADERS} header fields`);
   });
+});
+
+describe("a response's Content-Length (upstream answers), read as a request's", () => {
+  const response = (fields: string) => parseResponseHead(Buffer.from(`HTTP/1.1 200 OK\r\n${fields}\r\n\r\n`, "latin1"), 0, "GET");
+  test("1..15 digits give the body's length", () => {
+    for (const n of ["0", "7", "007", "123456789012345"]) expect(response(`Content-Length: ${n}`)!.head.body).toEqual({ kind: "length", length: Number(n) });
+  });
+  for (const [what, fields] of [
+    ["a sign", "Content-Length: +1"],
+    ["letters", "Content-Length: 1a"],
+    ["nothing", "Content-Length: "],
+    ["16 digits", "Content-Length: 1234567890123456"],
+    ["a list", "Content-Length: 1, 1"],
+    ["two fields", "Content-Length: 1\r\nContent-Length: 1"],
+  ] as const) {
+    test(`${what} → malformed`, () => {
+      expect(() => response(fields)).toThrow("malformed Content-Length");
+    });
+  }
 });

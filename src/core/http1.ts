@@ -322,9 +322,9 @@ export function parseResponseHead(buf: Buffer, from: number, method: string): { 
     if ((h.get("transfer-encoding") ?? "").toLowerCase() !== "chunked") throw new FramingError(400, "unsupported Transfer-Encoding");
     body = { kind: "chunked" };
   } else if (h.has("content-length")) {
-    const cl = h.get("content-length")!;
-    if (probe.repeated?.has("content-length") || !/^\d{1,15}$/.test(cl)) throw new FramingError(400, "malformed Content-Length");
-    body = { kind: "length", length: Number(cl) };
+    // addField read the digits, as for a request (-1: not 1..15 of them).
+    if (probe.repeated?.has("content-length") || probe.contentLength < 0) throw new FramingError(400, "malformed Content-Length");
+    body = { kind: "length", length: probe.contentLength };
   } else {
     body = { kind: "close" };
     keepAlive = false;
