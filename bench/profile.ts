@@ -251,7 +251,9 @@ function nameJitDumps(data: string, dir: string): void {
 /**
  * The JavaScript functions by inclusive time (what they and everything they call took), from a
  * `perf report --children --sort sym` of a --jit --graph run: one line per function name, its
- * tiers (Baseline, DFG, FTL) and both workers' copies added up.
+ * tiers (Baseline, DFG, FTL) and both workers' copies added up. perf counts each compiled copy
+ * once per sample, so a function whose two tiers are on one stack (rare: recursion across a
+ * tier-up) counts twice there; the shares are for ranking, not for adding up.
  */
 function jsInclusive(report: string, top: number): string {
   const by = new Map<string, { children: number; self: number }>();

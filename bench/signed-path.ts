@@ -22,7 +22,8 @@ import { parseKeyList } from "../src/core/keys.ts";
 import { createReplayCache } from "../src/core/replay-cache.ts";
 import { createReplayFence, guardReplay } from "../src/core/replay-fence.ts";
 import { sha256Hex, sign } from "../src/core/signing.ts";
-import { createCallHandler, type CallInput, type EdgeCounters } from "../src/edge/call-handler.ts";
+import { createCallHandler, type EdgeCounters } from "../src/edge/call-handler.ts";
+import { callInput } from "../src/edge/public-server.ts";
 import { buildRegistry } from "../src/services/index.ts";
 import { createSqliteStore } from "../src/stores/sqlite-store.ts";
 import { createAccessWriter, createLogger } from "../src/telemetry/logger.ts";
@@ -103,19 +104,10 @@ function request(): Buffer {
   );
 }
 
-/** The public port's work for one request: parse its head, build the call's input, run it. */
+/** The public port's work for one request: parse its head, build the call's input as the port does, run it. */
 function serve(h: ReturnType<typeof handler>["h"], buf: Buffer): void {
   const { head, bodyAt } = parseHead(buf, 0)!;
-  const headers = head.headers;
-  const repeated = head.repeated;
-  const input: CallInput = {
-    method: head.method,
-    target: head.target,
-    header: (name) => headers.get(name) ?? null,
-    repeated: (name) => repeated !== null && repeated.has(name),
-    body: buf.subarray(bodyAt, bodyAt + head.contentLength),
-    clientIp: "127.0.0.1",
-  };
+  const input = callInput({ head, body: buf.subarray(bodyAt, bodyAt + head.contentLength), clientIp: "127.0.0.1" });
   const reply = h.handleCall(input, { kind: "api", funcNo: "1000" });
   if (reply instanceof Promise || reply.status !== 200) throw new Error(`demo.echo answered ${reply instanceof Promise ? "later" : reply.status}`);
 }

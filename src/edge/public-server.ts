@@ -84,7 +84,8 @@ export function startPublicServer(o: PublicServerOptions): Http1Server {
   }
 }
 
-function callInput(req: Http1Request): CallInput {
+/** A call as the call handler takes it, from a request the transport read (bench/signed-path.ts builds its calls here too). */
+export function callInput(req: Http1Request): CallInput {
   const h = req.head.headers;
   const repeated = req.head.repeated;
   return {
